@@ -1,0 +1,173 @@
+package jwtauth
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+)
+
+// ClaimRule is one `require <claim> <value...>`: every value must be present
+// in the claim at the dotted path Claim.
+type ClaimRule struct {
+	Claim  string   `json:"claim"`
+	Values []string `json:"values"`
+}
+
+// isScope reports whether the rule is on an OAuth scope claim, whose string
+// form is a space-separated list (RFC 8693 §4.2, and Entra's "scp").
+func (r ClaimRule) isScope() bool { return r.Claim == "scope" || r.Claim == "scp" }
+
+// Check returns a claim_mismatch rejection unless every value is present.
+func (r ClaimRule) Check(claims map[string]any) error {
+	have, found := LookupClaim(claims, r.Claim)
+	if !found {
+		rej := reject(ReasonClaimMismatch, "claim %s is absent", r.Claim)
+		if r.isScope() {
+			rej.Scope = strings.Join(r.Values, " ")
+		}
+		return rej
+	}
+	present := claimValues(have, r.isScope())
+	for _, want := range r.Values {
+		if !slices.Contains(present, want) {
+			rej := reject(ReasonClaimMismatch, "claim %s lacks %.64q", r.Claim, want)
+			if r.isScope() {
+				rej.Scope = strings.Join(r.Values, " ")
+			}
+			return rej
+		}
+	}
+	return nil
+}
+
+// claimValues lists the comparable values of a claim: array elements one by
+// one, a scope string split on spaces, any other scalar as rendered.
+func claimValues(v any, splitSpaces bool) []string {
+	switch x := v.(type) {
+	case []any:
+		out := make([]string, 0, len(x))
+		for _, e := range x {
+			out = append(out, RenderClaim(e))
+		}
+		return out
+	case string:
+		if splitSpaces {
+			return strings.Fields(x)
+		}
+		return []string{x}
+	default:
+		return []string{RenderClaim(x)}
+	}
+}
+
+// LookupClaim follows a dotted path (realm_access.roles) through nested
+// objects. A dot always means nesting; a claim whose own name contains a dot
+// is not reachable, which keeps the syntax unambiguous.
+func LookupClaim(claims map[string]any, path string) (any, bool) {
+	var cur any = claims
+	for part := range strings.SplitSeq(path, ".") {
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = obj[part]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+// RenderClaim turns a claim value into placeholder and header text: strings
+// as they are, numbers from their JSON text without exponent or rounding,
+// booleans as true/false, arrays of strings joined with "," (compact JSON if
+// an element itself holds a ","), anything else as compact JSON. JSON null
+// renders as the empty string, like an absent claim.
+func RenderClaim(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case json.Number:
+		return plainNumber(string(x))
+	case bool:
+		if x {
+			return "true"
+		}
+		return "false"
+	case []any:
+		if s, ok := joinStrings(x); ok {
+			return s
+		}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+func joinStrings(arr []any) (string, bool) {
+	parts := make([]string, len(arr))
+	for i, e := range arr {
+		s, ok := e.(string)
+		if !ok || strings.Contains(s, ",") {
+			return "", false
+		}
+		parts[i] = s
+	}
+	return strings.Join(parts, ","), true
+}
+
+// plainNumber rewrites a JSON number's text without an exponent, exactly
+// (1.5e3 → 1500, 25e-4 → 0.0025), so no claim is ever float-rounded.
+func plainNumber(text string) string {
+	mantissa, expText, hasExp := strings.Cut(strings.ToLower(text), "e")
+	if !hasExp {
+		return text
+	}
+	sign := ""
+	if strings.HasPrefix(mantissa, "-") {
+		sign, mantissa = "-", mantissa[1:]
+	}
+	intPart, fracPart, _ := strings.Cut(mantissa, ".")
+	digits := intPart + fracPart
+	exp := 0
+	expNeg := strings.HasPrefix(expText, "-")
+	for _, c := range strings.TrimLeft(expText, "+-") {
+		exp = exp*10 + int(c-'0')
+		if exp > 400 { // beyond any float64; keep the JSON text rather than pad forever
+			return text
+		}
+	}
+	if expNeg {
+		exp = -exp
+	}
+	point := len(intPart) + exp // position of the decimal point within digits
+	switch {
+	case point <= 0:
+		digits = "0." + strings.Repeat("0", -point) + digits
+	case point >= len(digits):
+		digits += strings.Repeat("0", point-len(digits))
+	default:
+		digits = digits[:point] + "." + digits[point:]
+	}
+	return sign + trimNumber(digits)
+}
+
+// trimNumber drops redundant leading zeros of the integer part and trailing
+// zeros of the fraction.
+func trimNumber(s string) string {
+	intPart, frac, hasFrac := strings.Cut(s, ".")
+	intPart = strings.TrimLeft(intPart, "0")
+	if intPart == "" {
+		intPart = "0"
+	}
+	if hasFrac {
+		frac = strings.TrimRight(frac, "0")
+	}
+	if frac == "" {
+		return intPart
+	}
+	return intPart + "." + frac
+}
