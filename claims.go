@@ -21,23 +21,25 @@ func (r ClaimRule) isScope() bool { return r.Claim == "scope" || r.Claim == "scp
 func (r ClaimRule) Check(claims map[string]any) error {
 	have, found := LookupClaim(claims, r.Claim)
 	if !found {
-		rej := reject(ReasonClaimMismatch, "claim %s is absent", r.Claim)
-		if r.isScope() {
-			rej.Scope = strings.Join(r.Values, " ")
-		}
-		return rej
+		return r.mismatch("claim %s is absent", r.Claim)
 	}
 	present := claimValues(have, r.isScope())
 	for _, want := range r.Values {
 		if !slices.Contains(present, want) {
-			rej := reject(ReasonClaimMismatch, "claim %s lacks %.64q", r.Claim, want)
-			if r.isScope() {
-				rej.Scope = strings.Join(r.Values, " ")
-			}
-			return rej
+			return r.mismatch("claim %s lacks %.64q", r.Claim, want)
 		}
 	}
 	return nil
+}
+
+// mismatch builds the claim_mismatch rejection; a scope rule also names
+// the scopes it wanted, for the challenge's scope attribute (RFC 6750 §3).
+func (r ClaimRule) mismatch(format string, args ...any) *Rejection {
+	rej := reject(ReasonClaimMismatch, format, args...)
+	if r.isScope() {
+		rej.Scope = strings.Join(r.Values, " ")
+	}
+	return rej
 }
 
 // claimValues lists the comparable values of a claim: array elements one by
