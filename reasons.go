@@ -51,6 +51,9 @@ type Rejection struct {
 	// Scope holds the values of a failed scope/scp rule, space-separated,
 	// for the scope attribute of an insufficient_scope challenge.
 	Scope string
+	// Issuer and Kid are the token's unverified iss and kid, when it got
+	// far enough to have them, for the rejection's log line.
+	Issuer, Kid string
 }
 
 // Error implements error.

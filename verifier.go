@@ -100,6 +100,14 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	res, err := v.verifyDecoded(ctx, t)
+	if rej, ok := err.(*Rejection); ok {
+		rej.Issuer, rej.Kid = t.Issuer, t.Kid
+	}
+	return res, err
+}
+
+func (v *Verifier) verifyDecoded(ctx context.Context, t *JWS) (*Result, error) {
 	issuer, key, err := v.SelectKey(ctx, t)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,139 @@
+package jwtauth
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// TokenSource is one place a credential may come from: exactly one of
+// Header, Query or Cookie is set.
+type TokenSource struct {
+	Header string `json:"header,omitempty"`
+	// Scheme is the authentication scheme before the token in Header
+	// ("Bearer"), compared case-insensitively; empty: the header value is
+	// the raw token.
+	Scheme string `json:"scheme,omitempty"`
+	Query  string `json:"query,omitempty"`
+	Cookie string `json:"cookie,omitempty"`
+}
+
+// defaultSources is RFC 6750 §2.1: the Authorization header, Bearer scheme.
+var defaultSources = []TokenSource{{Header: "Authorization", Scheme: "Bearer"}}
+
+// extractToken finds the request's credential (SPEC step 1). It returns ""
+// and no error when there is none. Identical duplicates count as one; two
+// different credentials are ambiguous (which one did the client mean, and
+// which one will the backend read?) and rejected.
+func extractToken(r *http.Request, sources []TokenSource, maxSize int) (string, error) {
+	var token string
+	var query url.Values
+	add := func(value string) error {
+		if token != "" && value != token {
+			return reject(ReasonMultipleCredentials, "more than one credential")
+		}
+		token = value
+		return nil
+	}
+	for _, src := range sources {
+		var values []string
+		switch {
+		case src.Header != "":
+			for _, line := range r.Header.Values(src.Header) {
+				v, matched, err := fromHeader(line, src.Scheme)
+				if err != nil {
+					return "", err
+				}
+				if matched {
+					values = append(values, v)
+				}
+			}
+		case src.Query != "":
+			if query == nil {
+				query = r.URL.Query()
+			}
+			values = query[src.Query]
+		case src.Cookie != "":
+			for _, c := range r.CookiesNamed(src.Cookie) {
+				values = append(values, c.Value)
+			}
+		}
+		for _, v := range values {
+			if v == "" {
+				continue
+			}
+			if err := add(v); err != nil {
+				return "", err
+			}
+		}
+	}
+	if len(token) > maxSize {
+		return "", reject(ReasonTooLarge, "credential of %d bytes exceeds max_token_size %d", len(token), maxSize)
+	}
+	return token, nil
+}
+
+// fromHeader reads one header line. With a scheme, lines of other schemes
+// are not ours (matched false); "Bearer" with nothing after it is malformed.
+func fromHeader(line, scheme string) (token string, matched bool, err error) {
+	if scheme == "" {
+		return strings.TrimSpace(line), true, nil
+	}
+	if len(line) < len(scheme) || !strings.EqualFold(line[:len(scheme)], scheme) {
+		return "", false, nil
+	}
+	rest := line[len(scheme):]
+	if rest == "" || strings.TrimSpace(rest) == "" {
+		return "", true, reject(ReasonMalformed, "%s scheme without a token", scheme)
+	}
+	if rest[0] != ' ' && rest[0] != '\t' {
+		return "", false, nil // "BearerXYZ" is another scheme
+	}
+	return strings.TrimSpace(rest), true, nil
+}
+
+// stripCredentials removes every configured source's credential from r, so
+// the next handler (or upstream) never sees a token (strip_token).
+func stripCredentials(r *http.Request, sources []TokenSource) {
+	var query url.Values
+	for _, src := range sources {
+		switch {
+		case src.Header != "":
+			stripHeader(r.Header, src)
+		case src.Query != "":
+			if query == nil {
+				query = r.URL.Query()
+			}
+			query.Del(src.Query)
+		case src.Cookie != "":
+			stripCookie(r, src.Cookie)
+		}
+	}
+	if query != nil {
+		r.URL.RawQuery = query.Encode()
+		r.RequestURI = r.URL.RequestURI()
+	}
+}
+
+func stripHeader(h http.Header, src TokenSource) {
+	var keep []string
+	for _, line := range h.Values(src.Header) {
+		if _, matched, _ := fromHeader(line, src.Scheme); !matched {
+			keep = append(keep, line)
+		}
+	}
+	h.Del(src.Header)
+	for _, line := range keep {
+		h.Add(src.Header, line)
+	}
+}
+
+func stripCookie(r *http.Request, name string) {
+	cookies := r.Cookies()
+	r.Header.Del("Cookie")
+	for _, c := range cookies {
+		if c.Name != name {
+			r.AddCookie(c)
+		}
+	}
+}
