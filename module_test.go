@@ -307,3 +307,23 @@ func TestJSONConfigIsValidatedInProvision(t *testing.T) {
 	]}]}}}}
 }`, "json", "must use https")
 }
+
+func TestEndToEndExpressionMatcherOnClaim(t *testing.T) {
+	f := newFixture(t)
+	tc := startCaddy(t, `route {
+		`+f.block("")+`
+		@admins expression `+"`{http.auth.user.role} == \"admin\"`"+`
+		respond @admins "admin area"
+		respond "user area"
+	}`)
+	f.ready(t, tc)
+	for role, want := range map[string]string{"admin": "admin area", "viewer": "user area"} {
+		tok := f.token(t, func(c map[string]any) { c["role"] = role })
+		if resp, body := get(t, tc, "/", tok); resp.StatusCode != 200 || body != want {
+			t.Fatalf("role %s: got %d %q, want %q", role, resp.StatusCode, body, want)
+		}
+	}
+	if resp, _ := get(t, tc, "/", ""); resp.StatusCode != 401 {
+		t.Fatalf("no token: got %d", resp.StatusCode)
+	}
+}
