@@ -301,8 +301,19 @@ func newAuthenticator(ctx caddy.Context, cfg *Config) (*authenticator, error) {
 		aud, algs, types := cfg.effective(ic)
 		policies = append(policies, &IssuerPolicy{Issuer: ic.Issuer, Algorithms: algs, Audience: aud, TokenTypes: types, Keys: f})
 	}
+	leeway := durationOr(cfg.Leeway, defaultLeeway)
+	cacheSize := defaultCacheSize
+	if cfg.CacheSize != nil {
+		cacheSize = *cfg.CacheSize
+	}
+	cache, err := newTokenCache(cacheSize, leeway)
+	if err != nil {
+		_ = a.release()
+		return nil, fmt.Errorf("jwt_auth: token cache: %w", err)
+	}
+	a.cache = cache
 	a.verifier = NewVerifier(policies, VerifierOptions{
-		Leeway:      durationOr(cfg.Leeway, defaultLeeway),
+		Leeway:      leeway,
 		MaxLifetime: time.Duration(cfg.MaxLifetime),
 		Require:     cfg.Require,
 	})

@@ -123,12 +123,21 @@ type authenticator struct {
 	verifier *Verifier
 	logger   *zap.Logger
 	acquired []string // pool keys this instance holds
+	cache    *tokenCache
 	sources  map[string]*fetcher
 }
 
-// verify runs the verifier for one request.
+// verify answers from the verified-token cache or runs the verifier.
 func (a *authenticator) verify(r *http.Request, token string) (*Result, error) {
-	return a.verifier.Verify(r.Context(), token)
+	if res, ok := a.cache.get(token); ok {
+		return res, nil
+	}
+	res, err := a.verifier.Verify(r.Context(), token)
+	if err != nil {
+		return nil, err
+	}
+	a.cache.put(token, res)
+	return res, nil
 }
 
 // publish exposes a verified token's claims to the rest of the route.
