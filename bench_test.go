@@ -27,7 +27,7 @@ import (
 // staticSource is a KeySource with a fixed set, for benchmarks.
 type staticSource struct{ set *KeySet }
 
-func (s staticSource) KeySet() *KeySet                                     { return s.set }
+func (s staticSource) KeySet() *KeySet                                      { return s.set }
 func (s staticSource) RefreshForUnknownKey(context.Context, string) *KeySet { return s.set }
 func (s staticSource) RetryAfter() time.Duration                            { return time.Second }
 
