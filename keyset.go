@@ -165,23 +165,82 @@ func parseJWKS(data []byte, opts LoadOptions) ([]*Key, []string, error) {
 
 // jwkMeta are the JWK members we judge before importing; jwx does the rest.
 type jwkMeta struct {
-	Kty    string   `json:"kty"`
-	Kid    *string  `json:"kid"`
-	Alg    string   `json:"alg"`
-	Use    *string  `json:"use"`
-	KeyOps []string `json:"key_ops"`
-	D      *string  `json:"d"`
+	Kty    string
+	Kid    *string
+	Alg    string
+	Use    *string
+	KeyOps []string
+	D      *string
+}
+
+// readJWKMeta takes jwkMeta's members from the strictly parsed JWK by their
+// exact names. JWK member names are case-sensitive (RFC 7517 §4), and
+// encoding/json matches struct fields case-insensitively, so {"use":"enc",
+// "USE":"sig"} would read as "sig" here while jwx imports a use:enc key.
+// A JSON null counts as absent, as it did with encoding/json.
+func readJWKMeta(obj map[string]any) (jwkMeta, error) {
+	var meta jwkMeta
+	str := func(name string) (*string, error) {
+		v, ok := obj[name]
+		if !ok || v == nil {
+			return nil, nil
+		}
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("member %s is not a string", name)
+		}
+		return &s, nil
+	}
+	var err error
+	var kty, alg *string
+	if kty, err = str("kty"); err != nil {
+		return meta, err
+	}
+	if alg, err = str("alg"); err != nil {
+		return meta, err
+	}
+	if meta.Kid, err = str("kid"); err != nil {
+		return meta, err
+	}
+	if meta.Use, err = str("use"); err != nil {
+		return meta, err
+	}
+	if meta.D, err = str("d"); err != nil {
+		return meta, err
+	}
+	if kty != nil {
+		meta.Kty = *kty
+	}
+	if alg != nil {
+		meta.Alg = *alg
+	}
+	if ops, ok := obj["key_ops"]; ok && ops != nil {
+		list, ok := ops.([]any)
+		if !ok {
+			return meta, errors.New("member key_ops is not an array")
+		}
+		meta.KeyOps = make([]string, 0, len(list))
+		for _, op := range list {
+			s, ok := op.(string)
+			if !ok {
+				return meta, errors.New("member key_ops holds a non-string")
+			}
+			meta.KeyOps = append(meta.KeyOps, s)
+		}
+	}
+	return meta, nil
 }
 
 // importJWK converts one JWKS element into a Key, or explains why not. A
 // non-empty warning with a Key means the key is used but something about it
 // deserves the operator's attention.
 func importJWK(raw json.RawMessage, opts LoadOptions) (*Key, string) {
-	if _, err := parseStrictObject(raw); err != nil {
+	obj, err := parseStrictObject(raw)
+	if err != nil {
 		return nil, fmt.Sprintf("skipped: %v", err)
 	}
-	var meta jwkMeta
-	if err := json.Unmarshal(raw, &meta); err != nil {
+	meta, err := readJWKMeta(obj)
+	if err != nil {
 		return nil, fmt.Sprintf("skipped: %v", err)
 	}
 	if meta.Use != nil && *meta.Use != "sig" {
@@ -210,6 +269,10 @@ func importJWK(raw json.RawMessage, opts LoadOptions) (*Key, string) {
 	var public any
 	if err := jwk.Export(parsed, &public); err != nil {
 		return nil, fmt.Sprintf("skipped: %v", err)
+	}
+	if _, secret := public.([]byte); secret && !opts.AllowHMAC {
+		// Whatever kty said to us, jwx made a symmetric key of it.
+		return nil, "skipped: symmetric key; allowed only from jwks_file with an HS* algorithm configured"
 	}
 	kid := ""
 	if meta.Kid != nil {
