@@ -114,6 +114,12 @@ func fixtureKey(t testing.TB, alg, kid string, slot int) *jwttest.Key {
 	return k
 }
 
+// isKey reports whether the loaded key k is the fixture key want: same kid
+// and same key material.
+func isKey(k *Key, want *jwttest.Key) bool {
+	return k.ID == want.Kid && samePublicKey(k.Public, want.Public())
+}
+
 // staticKeySource is a KeySource with a fixed set. RefreshForUnknownKey
 // returns the same set (or `after`, when set, to model a fetch that found a
 // rotated key) and counts its calls so tests can see the unknown-kid path.
@@ -367,7 +373,7 @@ func runVerifyCases(t *testing.T, defaultSet *KeySet, cases []verifyCase) {
 			v := testVerifier(opts, policy)
 			res := wantReason(t, v, tc.token(t), tc.want)
 			if tc.wantKey != nil {
-				if res.Key.ID != tc.wantKey.Kid || fmt.Sprint(res.Key.Public) != fmt.Sprint(tc.wantKey.Public()) {
+				if !isKey(res.Key, tc.wantKey) {
 					t.Fatalf("verified with key %q (%T), want %q (%T)", res.Key.ID, res.Key.Public, tc.wantKey.Kid, tc.wantKey.Public())
 				}
 			}
