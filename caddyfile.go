@@ -215,22 +215,24 @@ func (h *Handler) unmarshalIssuerOption(d *caddyfile.Dispenser, ic *IssuerConfig
 		}
 		return nil
 	}
-	args := d.RemainingArgs()
-	if len(args) == 0 {
-		return d.ArgErr()
-	}
 	target := map[string]*[]string{"audience": &ic.Audience, "algorithms": &ic.Algorithms, "token_type": &ic.TokenType}
 	if topLevel {
 		target = map[string]*[]string{"audience": &h.Audience, "algorithms": &h.Algorithms, "token_type": &h.TokenType}
+	}
+	// Name the option before counting its arguments, so a misplaced
+	// top-level flag in an issuer block is reported as what it is.
+	dst, ok := target[name]
+	if !ok {
+		return d.Errf("unknown issuer option %q", name)
+	}
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
 	}
 	if name == "algorithms" {
 		if err := validateAlgorithms(args); err != nil {
 			return d.Errf("%v", err)
 		}
-	}
-	dst, ok := target[name]
-	if !ok {
-		return d.Errf("unknown issuer option %q", name)
 	}
 	*dst = append(*dst, args...)
 	return nil
