@@ -37,7 +37,7 @@ rps() { awk '/Requests\/sec/ {print $2}'; }
 
 load() { # conns url [wrk args...]
 	local conns=$1 url=$2; shift 2
-	$client_cpu wrk -t1 -c"$conns" -d"$DURATION" "$@" "$url" | rps
+	$client_cpu wrk -t1 -c"$conns" -d"$DURATION" "$url" "$@" | rps
 }
 
 start_caddy() { # alg
