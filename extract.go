@@ -93,25 +93,19 @@ func fromHeader(line, scheme string) (token string, matched bool, err error) {
 }
 
 // stripCredentials removes every configured source's credential from r, so
-// the next handler (or upstream) never sees a token (strip_token).
+// the next handler (or upstream) never sees a token (strip_token). Whatever
+// is not a credential is passed on byte for byte: other query parameters
+// keep their order and encoding, other cookies their exact text.
 func stripCredentials(r *http.Request, sources []TokenSource) {
-	var query url.Values
 	for _, src := range sources {
 		switch {
 		case src.Header != "":
 			stripHeader(r.Header, src)
 		case src.Query != "":
-			if query == nil {
-				query = r.URL.Query()
-			}
-			query.Del(src.Query)
+			stripQuery(r, src.Query)
 		case src.Cookie != "":
-			stripCookie(r, src.Cookie)
+			stripCookie(r.Header, src.Cookie)
 		}
-	}
-	if query != nil {
-		r.URL.RawQuery = query.Encode()
-		r.RequestURI = r.URL.RequestURI()
 	}
 }
 
@@ -128,12 +122,48 @@ func stripHeader(h http.Header, src TokenSource) {
 	}
 }
 
-func stripCookie(r *http.Request, name string) {
-	cookies := r.Cookies()
-	r.Header.Del("Cookie")
-	for _, c := range cookies {
-		if c.Name != name {
-			r.AddCookie(c)
+// stripQuery drops the pairs named param from the raw query. Re-encoding
+// url.Values instead would sort and re-escape the rest, which a backend
+// verifying a signed URL would notice.
+func stripQuery(r *http.Request, param string) {
+	if r.URL.RawQuery == "" {
+		return
+	}
+	pairs := strings.Split(r.URL.RawQuery, "&")
+	kept := pairs[:0]
+	for _, pair := range pairs {
+		rawKey, _, _ := strings.Cut(pair, "=")
+		if key, err := url.QueryUnescape(rawKey); err == nil && key == param {
+			continue
+		}
+		kept = append(kept, pair)
+	}
+	r.URL.RawQuery = strings.Join(kept, "&")
+	r.RequestURI = r.URL.RequestURI()
+}
+
+// stripCookie drops the cookies named name from every Cookie line, keeping
+// the others' text as sent (re-serializing parsed cookies would silently drop
+// any that net/http considers invalid).
+func stripCookie(h http.Header, name string) {
+	lines := h.Values("Cookie")
+	if len(lines) == 0 {
+		return
+	}
+	h.Del("Cookie")
+	for _, line := range lines {
+		var kept []string
+		for part := range strings.SplitSeq(line, ";") {
+			cookieName, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if strings.TrimSpace(cookieName) == name {
+				continue
+			}
+			if strings.TrimSpace(part) != "" {
+				kept = append(kept, strings.TrimSpace(part))
+			}
+		}
+		if len(kept) > 0 {
+			h.Add("Cookie", strings.Join(kept, "; "))
 		}
 	}
 }
