@@ -374,6 +374,14 @@ func TestAttacks(t *testing.T) {
 			sig, _ := strictB64.DecodeString(tok[strings.LastIndexByte(tok, '.')+1:])
 			return withSignature(tok, append([]byte{0}, sig...))
 		}, want: ReasonBadSignature},
+		// RFC 7518 §3.4 / RFC 8725 §2.6: r ‖ 0x00 ‖ s still decodes to the
+		// same (r, s) if the halves are split at the curve size, so only the
+		// exact-length rule stops this malleable twin of a valid signature.
+		{name: "ECDSA signature with a zero byte before s", token: func(t *testing.T, e *attackEnv) string {
+			tok := jwttest.Sign(t, e.es, nil, testClaims(nil))
+			sig, _ := strictB64.DecodeString(tok[strings.LastIndexByte(tok, '.')+1:])
+			return withSignature(tok, append(append(append([]byte{}, sig[:32]...), 0), sig[32:]...))
+		}, want: ReasonBadSignature},
 		// RFC 7518 §3.4: truncated to 63 bytes.
 		{name: "ECDSA signature 63 bytes", token: func(t *testing.T, e *attackEnv) string {
 			tok := jwttest.Sign(t, e.es, nil, testClaims(nil))
@@ -485,7 +493,7 @@ func TestAttacks(t *testing.T) {
 		}, want: ReasonMalformed},
 		// RFC 8725 §2.6: standard-alphabet + and / for - and _.
 		{name: "standard base64 alphabet", token: func(t *testing.T, e *attackEnv) string {
-			tok := jwttest.Sign(t, e.es, nil, testClaims(map[string]any{"pad": "??????>>>>>>"}))
+			tok := jwttest.Sign(t, e.es, nil, testClaims(map[string]any{"pad": "??????~~~~~~"}))
 			std := strings.NewReplacer("-", "+", "_", "/").Replace(tok)
 			if !strings.ContainsAny(std, "+") || !strings.ContainsAny(std, "/") {
 				t.Fatal("token has no - or _ to replace")
