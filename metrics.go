@@ -1,0 +1,172 @@
+package jwtauth
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The Prometheus collectors of SPEC "Observability".
+//
+// They are package-level mutable state on purpose: Caddy gives every config
+// load a fresh registry, and a counter must keep counting across reloads
+// rather than restart at zero each time a handler is provisioned. Each
+// Provision registers the same collectors into the current config's registry
+// (registerMetrics), so they appear on the admin /metrics endpoint.
+//
+// Label values are bounded: result and reason come from closed lists and
+// issuer from the configuration, never from a token (no kid, subject or raw
+// iss ever becomes a label).
+var (
+	requestsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "jwt_auth", Name: "requests_total",
+		Help: "Requests seen by jwt_auth, by result (accepted, anonymous, preflight, rejected, forbidden, unavailable) and reason code (none when accepted).",
+	}, []string{"result", "reason"})
+
+	jwksFetchesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "jwt_auth", Name: "jwks_fetches_total",
+		Help: "Key set fetches per issuer, by result (success, including 304 Not Modified, or failure).",
+	}, []string{"issuer", "result"})
+
+	tokenCacheHits = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "jwt_auth", Name: "token_cache_hits_total",
+		Help: "Requests answered from the verified-token cache.",
+	})
+
+	tokenCacheMisses = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "jwt_auth", Name: "token_cache_misses_total",
+		Help: "Cacheable tokens not found (or no longer valid) in the verified-token cache.",
+	})
+
+	keySetCollector = poolCollector{
+		keys: prometheus.NewDesc("caddy_jwt_auth_jwks_keys",
+			"Usable keys in the issuer's current key set (0 while it has none).", []string{"issuer"}, nil),
+		age: prometheus.NewDesc("caddy_jwt_auth_jwks_age_seconds",
+			"Seconds since the issuer's current key set was fetched or read; absent while it has none.", []string{"issuer"}, nil),
+	}
+)
+
+// Request results, the values of requests_total's result label.
+const (
+	resultAccepted    = "accepted"
+	resultAnonymous   = "anonymous"
+	resultPreflight   = "preflight"
+	resultRejected    = "rejected"
+	resultForbidden   = "forbidden"
+	resultUnavailable = "unavailable"
+)
+
+// reasonNone is the reason label of a request that was not rejected.
+const reasonNone = "none"
+
+// registerMetrics adds the collectors to the registry of the config being
+// provisioned. Several handlers in one config register the same collectors:
+// that is expected, so AlreadyRegisteredError is not an error.
+func registerMetrics(ctx caddy.Context) error {
+	reg := ctx.GetMetricsRegistry()
+	if reg == nil {
+		return nil // a bare context (unit tests): nothing exposes metrics
+	}
+	for _, c := range []prometheus.Collector{requestsTotal, jwksFetchesTotal, tokenCacheHits, tokenCacheMisses, keySetCollector} {
+		var already prometheus.AlreadyRegisteredError
+		if err := reg.Register(c); err != nil && !errors.As(err, &already) {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// observeRequest counts one request that reached the handler.
+func observeRequest(result string, reason Reason) {
+	label := string(reason)
+	if label == "" {
+		label = reasonNone
+	}
+	requestsTotal.WithLabelValues(result, label).Inc()
+}
+
+// resultOf maps a rejection's HTTP status to its result label.
+func resultOf(status int) string {
+	switch {
+	case status == 403:
+		return resultForbidden
+	case status >= 500:
+		return resultUnavailable
+	default:
+		return resultRejected
+	}
+}
+
+// observeFetch counts one key set fetch of issuer; a 304 is a success.
+func observeFetch(issuer string, err error) {
+	result := "success"
+	if err != nil {
+		result = "failure"
+	}
+	jwksFetchesTotal.WithLabelValues(issuer, result).Inc()
+}
+
+// forgetIssuerMetrics deletes an issuer's fetch series when its fetcher is
+// destructed, unless another live fetcher (same issuer, other settings) still
+// reports on it. The keys and age series need no deletion: poolCollector
+// reads them from the live pool at scrape time.
+func forgetIssuerMetrics(issuer string) {
+	live := false
+	fetchers.Range(func(_, v any) bool {
+		if f, ok := v.(*fetcher); ok && f.cfg.Issuer == issuer {
+			live = true
+		}
+		return !live
+	})
+	if !live {
+		jwksFetchesTotal.DeletePartialMatch(prometheus.Labels{"issuer": issuer})
+	}
+}
+
+// cacheHit counts a request answered from the verified-token cache.
+func cacheHit() { tokenCacheHits.Inc() }
+
+// cacheMiss counts a cacheable token that had to be verified.
+func cacheMiss() { tokenCacheMisses.Inc() }
+
+// poolCollector reports every pooled fetcher's key count and set age,
+// computed at scrape time so the age is exact and a destructed fetcher's
+// series disappear with it.
+type poolCollector struct {
+	keys, age *prometheus.Desc
+}
+
+// Describe implements prometheus.Collector.
+func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.keys
+	ch <- c.age
+}
+
+// Collect implements prometheus.Collector. Two fetchers may serve one issuer
+// (handlers with different refresh settings); the freshest set speaks for
+// it, since a series must be unique per label set.
+func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
+	best := map[string]fetcherStatus{}
+	for _, st := range poolStatus(now) {
+		if cur, ok := best[st.Issuer]; !ok || st.newerThan(cur) {
+			best[st.Issuer] = st
+		}
+	}
+	issuers := make([]string, 0, len(best))
+	for iss := range best {
+		issuers = append(issuers, iss)
+	}
+	sort.Strings(issuers)
+	for _, iss := range issuers {
+		st := best[iss]
+		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(len(st.Kids)), iss)
+		if st.AgeSeconds != nil {
+			ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, *st.AgeSeconds, iss)
+		}
+	}
+}
