@@ -287,6 +287,9 @@ func newAuthenticator(ctx caddy.Context, cfg *Config) (*authenticator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("jwt_auth: %w", err)
 	}
+	if err := registerMetrics(ctx); err != nil {
+		return nil, fmt.Errorf("jwt_auth: %w", err)
+	}
 	a := &authenticator{cfg: cfg, logger: ctx.Logger(), sources: map[string]*fetcher{}}
 	if len(cfg.Audience) == 0 && slices.ContainsFunc(cfg.Issuers, func(ic IssuerConfig) bool { return len(ic.Audience) == 0 }) {
 		a.logger.Warn("no audience configured: tokens issued for any audience of this issuer are accepted")

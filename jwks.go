@@ -174,6 +174,7 @@ func (f *fetcher) start() error {
 func (f *fetcher) Destruct() error {
 	f.cancel()
 	<-f.done
+	forgetIssuerMetrics(f.cfg.Issuer)
 	return nil
 }
 
@@ -232,6 +233,7 @@ func (f *fetcher) fetchOnce() fetchResult {
 	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.FetchTimeout)
 	defer cancel()
 	maxAge, err := f.fetch(ctx)
+	observeFetch(f.cfg.Issuer, err)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err == nil {

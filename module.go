@@ -86,6 +86,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		r.Header.Del(ch.Header)
 	}
 	if h.AllowPreflight && isPreflight(r) {
+		observeRequest(resultPreflight, "")
 		return next.ServeHTTP(w, r)
 	}
 	token, err := extractToken(r, h.sources(), h.maxTokenSize())
@@ -94,6 +95,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if token == "" {
 		if h.Optional {
+			observeRequest(resultAnonymous, "")
 			return next.ServeHTTP(w, r)
 		}
 		return h.auth.answer(w, r, reject(ReasonMissing, "no credential"))
@@ -103,6 +105,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.auth.answer(w, r, err)
 	}
 	h.auth.publish(r, res)
+	observeRequest(resultAccepted, "")
 	if h.StripToken {
 		stripCredentials(r, h.sources())
 	}
@@ -212,6 +215,7 @@ func (a *authenticator) answer(w http.ResponseWriter, r *http.Request, err error
 		w.Header().Set("Retry-After", strconv.Itoa(a.retryAfterSeconds()))
 	}
 	a.logRejection(r, reason, err)
+	observeRequest(resultOf(status), reason)
 	return caddyhttp.Error(status, reason)
 }
 
