@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
 )
 
 // Defaults of SPEC "Caddyfile".
@@ -295,8 +296,9 @@ func newAuthenticator(ctx caddy.Context, cfg *Config) (*authenticator, error) {
 		a.logger.Warn("no audience configured: tokens issued for any audience of this issuer are accepted")
 	}
 	policies := make([]*IssuerPolicy, 0, len(cfg.Issuers))
+	storage := contextStorage(ctx)
 	for _, ic := range cfg.Issuers {
-		f, err := a.acquire(cfg.sourceConfigFor(ic))
+		f, err := a.acquire(cfg.sourceConfigFor(ic), storage)
 		if err != nil {
 			_ = a.release()
 			return nil, fmt.Errorf("jwt_auth: issuer %q: %w", ic.Issuer, err)
@@ -324,11 +326,12 @@ func newAuthenticator(ctx caddy.Context, cfg *Config) (*authenticator, error) {
 }
 
 // acquire takes (or creates) the pooled fetcher for sc. A fetcher already
-// running keeps its keys and schedule; it adopts this config's logger.
-func (a *authenticator) acquire(sc sourceConfig) (*fetcher, error) {
+// running keeps its keys and schedule (so a reload causes no fetch and no
+// 503); it adopts this config's logger and storage, the newest ones.
+func (a *authenticator) acquire(sc sourceConfig, storage certmagic.Storage) (*fetcher, error) {
 	key := sc.poolKey()
 	val, loaded, err := fetchers.LoadOrNew(key, func() (caddy.Destructor, error) {
-		f := newFetcher(sc, a.logger)
+		f := newFetcher(sc, a.logger, storage)
 		if err := f.start(); err != nil {
 			f.cancel()
 			return nil, err
@@ -336,11 +339,14 @@ func (a *authenticator) acquire(sc sourceConfig) (*fetcher, error) {
 		return f, nil
 	})
 	if err != nil {
+		// LoadOrNew counts a user even when it hands back another caller's
+		// constructor error; that entry is already gone from the pool, so
+		// there is nothing to release.
 		return nil, err
 	}
 	f := val.(*fetcher)
 	if loaded {
-		f.logger.Store(a.logger)
+		f.adopt(a.logger, storage)
 	}
 	a.acquired = append(a.acquired, key)
 	a.sources[sc.Issuer] = f
