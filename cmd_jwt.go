@@ -398,7 +398,7 @@ func cliVerifier(ctx context.Context, cfg *Config, logger *zap.Logger, now time.
 // loadKeysOnce reads a key source one time with a fetcher that never starts
 // its loop. It returns the set and where it came from.
 func loadKeysOnce(ctx context.Context, sc sourceConfig, logger *zap.Logger) (*KeySet, string, error) {
-	f := newFetcher(sc, logger)
+	f := newFetcher(sc, logger, nil) // no storage: the CLI never persists
 	defer f.cancel()
 	if sc.JWKSFile != "" {
 		err := f.readFile()
@@ -407,7 +407,12 @@ func loadKeysOnce(ctx context.Context, sc sourceConfig, logger *zap.Logger) (*Ke
 	ctx, cancel := context.WithTimeout(ctx, sc.FetchTimeout)
 	defer cancel()
 	_, err := f.fetch(ctx)
-	from := f.jwksURLOrDiscovery()
+	f.mu.Lock()
+	from := f.jwksURL // the discovered jwks_uri, once known
+	f.mu.Unlock()
+	if from == "" {
+		from = sc.sourceURL()
+	}
 	return f.KeySet(), redactURL(from), err
 }
 
@@ -461,18 +466,18 @@ func explainSelectKey(out stepWriter, v *Verifier, t *JWS, issuer *IssuerPolicy,
 	}
 	out.line("pass", "issuer", "iss %.128q is configured", t.Issuer)
 	if reason == ReasonForbiddenAlg {
-		out.line("FAIL", "alg policy", "%s is not in %v", t.Alg, issuer.Algorithms)
+		out.line("FAIL", "alg-policy", "%s is not in %v", t.Alg, issuer.Algorithms)
 		return
 	}
-	out.line("pass", "alg policy", "%s is in %v", t.Alg, issuer.Algorithms)
+	out.line("pass", "alg-policy", "%s is in %v", t.Alg, issuer.Algorithms)
 	set := issuer.Keys.KeySet()
 	switch {
 	case reason == ReasonKeysUnavailable:
-		out.line("FAIL", "key lookup", "no usable key set for this issuer")
+		out.line("FAIL", "key-lookup", "no usable key set for this issuer")
 	case err != nil:
-		out.line("FAIL", "key lookup", "no %s key with kid %.128q; the set has kids %q", t.Alg, t.Kid, set.Kids())
+		out.line("FAIL", "key-lookup", "no %s key with kid %.128q; the set has kids %q", t.Alg, t.Kid, set.Kids())
 	default:
-		out.line("pass", "key lookup", "kid %.128q found among %q", key.ID, set.Kids())
+		out.line("pass", "key-lookup", "kid %.128q found among %q", key.ID, set.Kids())
 	}
 }
 
