@@ -3,6 +3,9 @@ package jwtauth
 import (
 	"context"
 	"errors"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -152,4 +155,34 @@ func value(t *testing.T, c prometheus.Collector) float64 {
 		return pb.GetCounter().GetValue()
 	}
 	return pb.GetGauge().GetValue()
+}
+
+// TestREADMEReasonTable keeps the README's reason table the same closed list
+// as AllReasons, with the status each code is answered with.
+func TestREADMEReasonTable(t *testing.T) {
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n## Reason codes\n")
+	if !ok {
+		t.Fatal(`README has no "## Reason codes" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	rows := map[string]string{}
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 6 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue
+		}
+		rows[strings.Trim(strings.TrimSpace(cells[1]), "`")] = strings.TrimSpace(cells[2])
+	}
+	if len(rows) != len(AllReasons) {
+		t.Errorf("README table has %d codes, AllReasons %d", len(rows), len(AllReasons))
+	}
+	for _, r := range AllReasons {
+		if got, want := rows[string(r)], strconv.Itoa(statusOf(r)); got != want {
+			t.Errorf("README row for %s: status %q, want %q", r, got, want)
+		}
+	}
 }
