@@ -46,12 +46,15 @@ func (c *tokenCache) get(token string) (*Result, bool) {
 	key := sha256.Sum256([]byte(token))
 	res, ok := c.entries.GetIfPresent(key)
 	if !ok {
+		cacheMiss()
 		return nil, false
 	}
 	if !res.Expiry.After(c.now().Add(-c.leeway)) || !res.Issuer.Keys.KeySet().Has(res.Key.Fingerprint()) {
 		c.entries.Invalidate(key)
+		cacheMiss()
 		return nil, false
 	}
+	cacheHit()
 	return res, true
 }
 
