@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"go.uber.org/zap"
 )
 
 // TokenSource is one place a credential may come from: exactly one of
@@ -164,6 +166,22 @@ func stripCookie(h http.Header, name string) {
 		}
 		if len(kept) > 0 {
 			h.Add("Cookie", strings.Join(kept, "; "))
+		}
+	}
+}
+
+// warnLoggedSources warns about credential sources Caddy's access log
+// records verbatim: it redacts only the Authorization and Cookie headers, so
+// a query or custom-header token needs the log filter the README shows.
+func warnLoggedSources(logger *zap.Logger, sources []TokenSource) {
+	for _, src := range sources {
+		switch {
+		case src.Query != "":
+			logger.Warn("token read from a query parameter: Caddy's access log records it unless a log filter deletes it (see README)",
+				zap.String("query", src.Query))
+		case src.Header != "" && !strings.EqualFold(src.Header, "Authorization"):
+			logger.Warn("token read from a custom header: Caddy's access log records it unless a log filter deletes it (see README)",
+				zap.String("header", src.Header))
 		}
 	}
 }

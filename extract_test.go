@@ -6,6 +6,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // request builds a request to target with "Name: value" header lines.
@@ -173,6 +176,34 @@ func TestFromHeader(t *testing.T) {
 		token, matched, err := fromHeader(c.line, c.scheme)
 		if token != c.token || matched != c.matched || ReasonOf(err) != c.reason {
 			t.Errorf("fromHeader(%q, %q) = %q, %v, %v; want %q, %v, %q", c.line, c.scheme, token, matched, err, c.token, c.matched, c.reason)
+		}
+	}
+}
+
+func TestWarnLoggedSources(t *testing.T) {
+	cases := []struct {
+		sources []TokenSource
+		want    []string // the field value each warning names
+	}{
+		{nil, nil},
+		{defaultSources, nil},
+		{[]TokenSource{{Header: "authorization"}, {Cookie: "jwt"}}, nil},
+		{[]TokenSource{{Query: "access_token"}, {Header: "X-Api-Token"}}, []string{"access_token", "X-Api-Token"}},
+	}
+	for _, c := range cases {
+		core, logs := observer.New(zap.WarnLevel)
+		warnLoggedSources(zap.New(core), c.sources)
+		var got []string
+		for _, e := range logs.All() {
+			for _, f := range e.Context {
+				got = append(got, f.String)
+			}
+			if !strings.Contains(e.Message, "log filter") {
+				t.Errorf("warning %q does not point to the log filter", e.Message)
+			}
+		}
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("sources %+v: warnings name %q, want %q", c.sources, got, c.want)
 		}
 	}
 }

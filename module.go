@@ -54,6 +54,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.auth = auth
+	warnLoggedSources(h.auth.logger, h.Sources)
 	if h.Optional && len(h.Require) > 0 {
 		h.auth.logger.Warn("optional is set: anonymous requests pass without the require rules being checked")
 	}
