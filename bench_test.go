@@ -24,13 +24,6 @@ import (
 // the physical floor) beside "verifier" (decode + key lookup + signature +
 // claims). Compare them with benchstat or by eye; never assert timings.
 
-// staticSource is a KeySource with a fixed set, for benchmarks.
-type staticSource struct{ set *KeySet }
-
-func (s staticSource) KeySet() *KeySet                                      { return s.set }
-func (s staticSource) RefreshForUnknownKey(context.Context, string) *KeySet { return s.set }
-func (s staticSource) RetryAfter() time.Duration                            { return time.Second }
-
 // benchSetup returns a verifier trusting key and a realistic token it signed
 // (padded with a claim so the token is about tokenSize bytes).
 func benchSetup(b *testing.B, key *jwttest.Key, tokenSize int) (*Verifier, string) {
@@ -41,7 +34,7 @@ func benchSetup(b *testing.B, key *jwttest.Key, tokenSize int) (*Verifier, strin
 	}
 	v := NewVerifier([]*IssuerPolicy{{
 		Issuer: "https://idp.example/", Algorithms: DefaultAlgorithms, Audience: []string{"api"},
-		Keys: staticSource{set},
+		Keys: &staticKeySource{set: set},
 	}}, VerifierOptions{Leeway: 30 * time.Second})
 	claims := jwttest.Claims("https://idp.example/", "api", time.Hour)
 	claims["scope"] = "read:docs write:docs"
