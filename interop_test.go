@@ -1,0 +1,182 @@
+package jwtauth
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Interop with a real, certified OpenID provider: panva's oidc-provider
+// (internal/oidcprovider, version pinned in its package.json), run with
+// node. Its client-credentials access tokens (ES256, typ at+jwt) must pass
+// with only the issuer configured (keys found through discovery), and keep
+// passing across a rotation of the provider's keys.
+
+const oidcProviderDir = "internal/oidcprovider"
+
+// oidcProvider is a running internal/oidcprovider/server.js.
+type oidcProvider struct {
+	issuer string
+}
+
+// startOIDCProvider starts the provider and returns once it serves. A
+// missing node or node_modules fails the test: CI installs them (.ci/run
+// runs npm ci), and a skipped interop test would prove nothing.
+func startOIDCProvider(t *testing.T) *oidcProvider {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is required for the interop test (install Node.js 20+): %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(oidcProviderDir, "node_modules", "oidc-provider")); err != nil {
+		t.Fatalf("%s/node_modules is missing: run (cd %s && npm ci --no-audit --no-fund), as .ci/run does", oidcProviderDir, oidcProviderDir)
+	}
+	cmd := exec.Command(node, "server.js", "0")
+	cmd.Dir = oidcProviderDir
+	stdin, err := cmd.StdinPipe() // the provider exits when this closes
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("oidc-provider stderr:\n%s", stderr.String())
+		}
+	})
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if iss, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
+				ready <- iss
+			}
+		}
+	}()
+	select {
+	case iss := <-ready:
+		return &oidcProvider{issuer: iss}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("oidc-provider did not start within 20s; stderr:\n%s", stderr.String())
+		return nil
+	}
+}
+
+// token gets a client-credentials access token.
+func (p *oidcProvider) token(t *testing.T) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"api:read"}}
+	req, err := http.NewRequest(http.MethodPost, p.issuer+"/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("caddy-interop", "interop-secret-0123456789abcdef")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(body, &out) != nil || out.AccessToken == "" {
+		t.Fatalf("token endpoint: %d %s", resp.StatusCode, body)
+	}
+	return out.AccessToken
+}
+
+// admin calls one of server.js's test hooks and returns the signing kid.
+func (p *oidcProvider) admin(t *testing.T, action string) string {
+	t.Helper()
+	resp, err := http.Post(p.issuer+"/__admin/"+action, "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	kid, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s: %d %s", action, resp.StatusCode, kid)
+	}
+	return string(kid)
+}
+
+func TestInteropOIDCProvider(t *testing.T) {
+	op := startOIDCProvider(t)
+	first := op.token(t)
+	tok, err := DecodeCompact(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Alg != "ES256" || tok.Typ != "at+jwt" || tok.Issuer != op.issuer {
+		t.Fatalf("provider token: alg %s typ %s iss %s", tok.Alg, tok.Typ, tok.Issuer)
+	}
+
+	// Only the issuer: discovery finds the keys.
+	tc := startCaddy(t, fmt.Sprintf("jwt_auth {\n\tissuer %s\n}\nrespond \"hello {http.auth.user.id}\"", op.issuer))
+	eventually(t, 10*time.Second, "provider token accepted with only issuer configured", func() bool {
+		resp, body := get(t, tc, "/", first)
+		return resp.StatusCode == 200 && body == "hello caddy-interop"
+	})
+
+	// A real policy for this provider, and fast refreshes for the rotation.
+	tc.InitServer(fmt.Sprintf(`%s
+%s {
+	jwt_auth {
+		issuer %s
+		audience urn:jwtauth:api
+		token_type at+jwt
+		require scope api:read
+		refresh_interval 1s
+		min_refresh_interval 1s
+	}
+	respond "hello {http.auth.user.id}"
+}
+`, globalOptions, siteURL, op.issuer), "caddyfile")
+	eventually(t, 10*time.Second, "provider token accepted under the full policy", func() bool {
+		return statusOfToken(t, tc, first) == 200
+	})
+
+	// Rotation: a new key signs, the old one stays published for a while.
+	oldKid := tok.Kid
+	newKid := op.admin(t, "rotate")
+	second := op.token(t)
+	if k, _ := DecodeCompact(second); k == nil || k.Kid != newKid || newKid == oldKid {
+		t.Fatalf("rotation did not change the signing key (%s → %s)", oldKid, newKid)
+	}
+	eventually(t, 10*time.Second, "token of the rotated-in key accepted", func() bool {
+		return statusOfToken(t, tc, second) == 200
+	})
+	if s := statusOfToken(t, tc, first); s != 200 {
+		t.Fatalf("token of the still-published old key: %d", s)
+	}
+	// Retirement: the old key leaves the JWKS; its tokens stop working,
+	// new ones keep passing.
+	op.admin(t, "retire")
+	eventually(t, 10*time.Second, "token of the retired key rejected", func() bool {
+		return statusOfToken(t, tc, first) == 401
+	})
+	if s := statusOfToken(t, tc, op.token(t)); s != 200 {
+		t.Fatalf("fresh token after retirement: %d", s)
+	}
+}
