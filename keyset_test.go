@@ -63,6 +63,9 @@ func TestParseKeySetSkipsUnusableKeys(t *testing.T) {
 	}{
 		{name: "RSA 1024 bits is skipped", jwk: small.JWK(), warnMatch: "1024 bits"},
 		{name: "RSA 2048 bits is kept", jwk: rsaKey.JWK(), kept: true},
+		// e = 1 makes "signature = padded message" verify (Wycheproof jwk 9).
+		{name: "RSA exponent 1 is skipped", jwk: modJWK(rsaKey, map[string]any{"e": "AQ"}), warnMatch: "exponent"},
+		{name: "RSA even exponent is skipped", jwk: modJWK(rsaKey, map[string]any{"e": "Ag"}), warnMatch: "exponent"},
 		{name: "use enc is skipped", jwk: modJWK(rsaKey, map[string]any{"use": "enc"}), warnMatch: "use"},
 		{name: "use empty string is skipped", jwk: modJWK(rsaKey, map[string]any{"use": ""}), warnMatch: "use"},
 		{name: "use absent is kept", jwk: modJWK(rsaKey, map[string]any{"use": nil}), kept: true},
@@ -273,6 +276,7 @@ func TestParseKeySetPEM(t *testing.T) {
 		{"private key block skipped", cat(rsaPriv, ec.PublicPEM()), []*jwttest.Key{ec}, 1},
 		{"PKCS#8 private key block skipped", cat(ec.PublicPEM(), ecPriv), []*jwttest.Key{ec}, 1},
 		{"RSA 1024 block skipped", cat(small, ed.PublicPEM()), []*jwttest.Key{ed}, 1},
+		{"RSA exponent 1 block skipped", cat(rsaPEMWithExponent(t, 1), ed.PublicPEM()), []*jwttest.Key{ed}, 1},
 		{"corrupt block skipped", cat(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("junk")}), rs.PublicPEM()), []*jwttest.Key{rs}, 1},
 	}
 	for _, tc := range cases {
@@ -418,4 +422,15 @@ func hmacWith(t *testing.T, secret []byte, input string) []byte {
 		alg = "HS512"
 	}
 	return jwttest.SignInput(t, &jwttest.Key{Secret: secret}, alg, []byte(input))
+}
+
+// rsaPEMWithExponent is the fixture RSA modulus with public exponent e, as
+// a PUBLIC KEY block (x509 marshals any exponent; loading must refuse bad ones).
+func rsaPEMWithExponent(t *testing.T, e int) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: testKeys().rsa[0].N, E: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
