@@ -292,8 +292,17 @@ func TestParseKeySetPEM(t *testing.T) {
 				t.Fatalf("kept %d keys, want %d", len(set.Keys), len(tc.want))
 			}
 			for i, k := range set.Keys {
-				if !samePublicKey(k.Public, tc.want[i].Public()) || k.ID != "" || k.Alg != "" {
+				want := tc.want[i]
+				if !samePublicKey(k.Public, want.Public()) || k.ID != "" || k.Alg != "" {
 					t.Fatalf("key %d: %T kid %q alg %q is not the expected key", i, k.Public, k.ID, k.Alg)
+				}
+				// The imported key really verifies, and is the one selected.
+				input := "h.p"
+				if !VerifySignature(want.Alg, k.Public, input, jwttest.SignInput(t, want, want.Alg, []byte(input))) {
+					t.Fatalf("key %d does not verify a %s signature", i, want.Alg)
+				}
+				if got := set.Select("any-kid", want.Alg); len(set.Keys) == 1 && got != k {
+					t.Fatalf("the set's only kid-less key is not selected for %s", want.Alg)
 				}
 			}
 		})
