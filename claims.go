@@ -102,11 +102,19 @@ func RenderClaim(v any) string {
 			return s
 		}
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
+	return compactJSON(v)
+}
+
+// compactJSON renders v as compact JSON without encoding/json's HTML
+// escaping, so "<" in a claim stays "<" rather than becoming \u003c.
+func compactJSON(v any) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return ""
 	}
-	return string(b)
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 func joinStrings(arr []any) (string, bool) {

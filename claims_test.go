@@ -47,6 +47,7 @@ func TestRenderClaim(t *testing.T) {
 		{"array of strings joined", `["a","b","c"]`, "a,b,c"},
 		{"array of one string", `["only"]`, "only"},
 		{"empty array", `[]`, ""},
+		{"object JSON is not HTML-escaped", `{"h":"<a&b>"}`, `{"h":"<a&b>"}`},
 		{"array element with a comma renders JSON", `["a,b","c"]`, `["a,b","c"]`},
 		{"array of numbers renders JSON", `[1,2.50,3]`, `[1,2.50,3]`},
 		{"mixed array renders JSON", `["a",1,true,null]`, `["a",1,true,null]`},
