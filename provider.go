@@ -1,0 +1,171 @@
+package jwtauth
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+)
+
+func init() {
+	caddy.RegisterModule(Provider{})
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner       = (*Provider)(nil)
+	_ caddy.Validator         = (*Provider)(nil)
+	_ caddy.CleanerUpper      = (*Provider)(nil)
+	_ caddyauth.Authenticator = (*Provider)(nil)
+)
+
+// Provider is jwt_auth as a provider of Caddy's authentication handler
+// (http.authentication.providers.jwt_auth), so a JWT can be one accepted
+// credential beside others such as http_basic. It takes the same JSON fields
+// as Handler and verifies identically, but every rejection becomes Caddy's
+// 401 (with this module's WWW-Authenticate challenge), because the
+// authentication handler knows no other answer. optional and require are
+// config errors here: the handler cannot pass an anonymous request, and it
+// cannot answer 403. JSON only; the Caddyfile form is the jwt_auth directive.
+type Provider struct {
+	Config
+
+	auth *authenticator
+}
+
+// CaddyModule returns the Caddy module information.
+func (Provider) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.authentication.providers.jwt_auth",
+		New: func() caddy.Module { return new(Provider) },
+	}
+}
+
+// Provision rejects the options the provider form cannot honour, then
+// checks the configuration and acquires the key sources like the handler.
+// Nothing is acquired when the configuration is refused.
+func (p *Provider) Provision(ctx caddy.Context) error {
+	if err := p.validateProviderOptions(); err != nil {
+		return fmt.Errorf("jwt_auth provider: %w", err)
+	}
+	auth, err := newAuthenticator(ctx, &p.Config)
+	if err != nil {
+		return err
+	}
+	p.auth = auth
+	warnLoggedSources(p.auth.logger, p.Sources)
+	return nil
+}
+
+// validateProviderOptions refuses what Caddy's authentication handler cannot
+// express: it has no anonymous pass and only ever answers 401.
+func (p *Provider) validateProviderOptions() error {
+	if p.Optional {
+		return errors.New("optional is not supported in the authentication provider (use the jwt_auth handler)")
+	}
+	if len(p.Require) > 0 {
+		return errors.New("require is not supported in the authentication provider: it cannot answer 403 (use the jwt_auth handler)")
+	}
+	return nil
+}
+
+// Validate is satisfied once Provision has built the authenticator.
+func (p *Provider) Validate() error {
+	if p.auth == nil {
+		return errors.New("jwt_auth provider: not provisioned")
+	}
+	return nil
+}
+
+// Cleanup releases the key sources Provision acquired, exactly once.
+func (p *Provider) Cleanup() error {
+	if p.auth == nil {
+		return nil
+	}
+	auth := p.auth
+	p.auth = nil
+	return auth.release()
+}
+
+// Authenticate implements caddyauth.Authenticator. A valid token yields the
+// user (id from user_claim; Metadata holds every top-level claim, rendered
+// like placeholders), with claim headers set and, with strip_token, the
+// credential removed. Any rejection sets the challenge and returns
+// (User{}, false, nil): a rejected credential is not a technical failure,
+// and the authentication handler answers 401.
+func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
+	// As in the handler: client copies of identity headers never survive a
+	// request this provider looks at.
+	for _, ch := range p.ClaimHeaders {
+		r.Header.Del(ch.Header)
+	}
+	if p.AllowPreflight && isPreflight(r) {
+		observeRequest(resultPreflight, "")
+		return caddyauth.User{}, true, nil
+	}
+	res, err := p.verifyRequest(r)
+	if err != nil {
+		p.challenge(w, r, err)
+		return caddyauth.User{}, false, nil
+	}
+	p.auth.publish(r, res)
+	if p.StripToken {
+		stripCredentials(r, p.sources())
+	}
+	observeRequest(resultAccepted, "")
+	return p.userOf(res), true, nil
+}
+
+// verifyRequest extracts and verifies the request's credential; no
+// credential is the "missing" rejection.
+func (p *Provider) verifyRequest(r *http.Request) (*Result, error) {
+	token, err := extractToken(r, p.sources(), p.maxTokenSize())
+	if err != nil {
+		return nil, err
+	}
+	if token == "" {
+		return nil, reject(ReasonMissing, "no credential")
+	}
+	return p.auth.verify(r, token)
+}
+
+// challenge sets the handler's WWW-Authenticate for err. keys_unavailable,
+// which the handler answers 503 without a challenge, becomes Caddy's 401 here,
+// so it gets the plain challenge a 401 requires (RFC 9110 §15.5.2) and the
+// Retry-After the handler would send.
+func (p *Provider) challenge(w http.ResponseWriter, r *http.Request, err error) {
+	reason := ReasonOf(err)
+	if reason == "" {
+		reason = ReasonMalformed
+	}
+	c := challengeFor(realmOf(r), err)
+	if reason == ReasonKeysUnavailable {
+		c = challengeFor(realmOf(r), reject(ReasonMissing, ""))
+		w.Header().Set("Retry-After", strconv.Itoa(p.auth.retryAfterSeconds()))
+	}
+	w.Header().Set("WWW-Authenticate", c)
+	p.auth.logRejection(r, reason, err)
+	observeRequest(resultOf(statusOf(reason)), reason)
+}
+
+// userOf is the caddyauth.User of a verified token. Metadata holds the
+// top-level claims (Caddy sets each as {http.auth.user.<name>}); nested
+// values come through the handler's lazy provider, which publish installs,
+// as {http.auth.user.<dotted.path>}. A claim named "id" is left out so it
+// can never replace the user id.
+func (p *Provider) userOf(res *Result) caddyauth.User {
+	claims := res.Token.Claims
+	user := caddyauth.User{Metadata: make(map[string]string, len(claims))}
+	if v, ok := LookupClaim(claims, p.userClaim()); ok {
+		user.ID = RenderClaim(v)
+	}
+	for name, v := range claims {
+		if name != "id" {
+			user.Metadata[name] = RenderClaim(v)
+		}
+	}
+	return user
+}
