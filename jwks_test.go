@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap/zaptest"
 
@@ -609,4 +610,61 @@ func (s *countingStorage) Store(ctx context.Context, key string, value []byte) e
 	s.stores++
 	s.mu.Unlock()
 	return s.Storage.Store(ctx, key, value)
+}
+
+// poolEntries counts pooled fetchers for issuer.
+func poolEntries(issuer string) int {
+	n := 0
+	fetchers.Range(func(_, v any) bool {
+		if f, ok := v.(*fetcher); ok && f.cfg.Issuer == issuer {
+			n++
+		}
+		return true
+	})
+	return n
+}
+
+func TestProvisionAndCleanupBalanceThePool(t *testing.T) {
+	srv := jwttest.NewServer(t, jwttest.NewEC(t, "ES256", "k1"))
+	good := IssuerConfig{Issuer: "https://pool-balance.example/", JWKSURL: srv.JWKSURL()}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+
+	// The second issuer's file is missing: Provision fails after acquiring
+	// the first, and must give it back itself. Caddy then calls Cleanup,
+	// which must not release anything a second time.
+	bad := &Handler{Config: Config{Issuers: []IssuerConfig{good,
+		{Issuer: "https://pool-balance-file.example/", JWKSFile: t.TempDir() + "/missing.json"}}}}
+	if err := bad.Provision(ctx); err == nil || !strings.Contains(err.Error(), "missing.json") {
+		t.Fatalf("Provision with a missing jwks_file: %v, want the acquire error", err)
+	}
+	if err := bad.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if n := poolEntries(good.Issuer); n != 0 {
+		t.Fatalf("failed Provision left %d fetchers", n)
+	}
+
+	// Two handlers share one fetcher; it lives until the last Cleanup, and
+	// a repeated Cleanup releases nothing more.
+	h1 := &Handler{Config: Config{Issuers: []IssuerConfig{good}}}
+	h2 := &Handler{Config: Config{Issuers: []IssuerConfig{good}}}
+	for _, h := range []*Handler{h1, h2} {
+		if err := h.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h1.auth.sources[good.Issuer] != h2.auth.sources[good.Issuer] || poolEntries(good.Issuer) != 1 {
+		t.Fatal("two handlers with the same source do not share one fetcher")
+	}
+	shared := h1.auth.sources[good.Issuer]
+	_ = h1.Cleanup()
+	_ = h1.Cleanup()
+	if poolEntries(good.Issuer) != 1 || shared.ctx.Err() != nil {
+		t.Fatal("a repeated Cleanup released the other handler's fetcher")
+	}
+	_ = h2.Cleanup()
+	if poolEntries(good.Issuer) != 0 || shared.ctx.Err() == nil {
+		t.Fatal("the last Cleanup did not destruct the fetcher")
+	}
 }
