@@ -243,7 +243,10 @@ func TestEndToEndAdminStatus(t *testing.T) {
 	good.ready(t, tc)
 
 	// After a successful fetch.
-	st := waitStatus(t, func(s map[string]statusIssuer) bool { return s[badIssuer] != nil && s[badIssuer]["last_error"] != nil })
+	// next_refresh is set once the loop has scheduled its next run, just after the fetch.
+	st := waitStatus(t, func(s map[string]statusIssuer) bool {
+		return s[badIssuer] != nil && s[badIssuer]["last_error"] != nil && s[good.issuer] != nil && s[good.issuer]["next_refresh"] != nil
+	})
 	g := st[good.issuer]
 	if g == nil {
 		t.Fatalf("no status for %s: %v", good.issuer, st)
