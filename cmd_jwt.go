@@ -97,6 +97,15 @@ func parseInterspersed(fs *goflag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// flagErrorCode: -h is a request, not a mistake; the flag package has
+// already printed the usage or the error.
+func flagErrorCode(err error) int {
+	if errors.Is(err, goflag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
+}
+
 // readToken returns the single token argument, or standard input for "-".
 func readToken(positional []string, stdin io.Reader) (string, error) {
 	if len(positional) != 1 {
@@ -127,7 +136,7 @@ func runDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	positional, err := parseInterspersed(fs, args)
 	if err != nil {
-		return exitUsage
+		return flagErrorCode(err)
 	}
 	tok, err := readToken(positional, stdin)
 	if err != nil {
@@ -332,7 +341,7 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	vf.register(fs)
 	positional, err := parseInterspersed(fs, args)
 	if err != nil {
-		return exitUsage
+		return flagErrorCode(err)
 	}
 	tok, err := readToken(positional, stdin)
 	if err != nil {

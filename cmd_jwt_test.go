@@ -222,6 +222,14 @@ func TestCLIUsageErrors(t *testing.T) {
 	}
 }
 
+func TestCLIHelpIsNotAnError(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"verify", "-h"}, {"decode", "--help"}} {
+		if code, out, errOut := cliRun(t, "", args...); code != 0 || out+errOut == "" {
+			t.Errorf("%v: exit %d, output %q", args, code, out+errOut)
+		}
+	}
+}
+
 func TestCLIKeysUnavailable(t *testing.T) {
 	f := newCLIFixture(t)
 	f.srv.SetMode(jwttest.Status500)

@@ -159,6 +159,13 @@ func TestEndToEndMetricsOnAdminEndpoint(t *testing.T) {
 			t.Errorf("%s%v grew by %v, want %v", reqs, c.labels, d, c.delta)
 		}
 	}
+	// The good token: one miss then two hits; each of the four rejected
+	// tokens one miss; anonymous and preflight requests never look.
+	for name, want := range map[string]float64{"caddy_jwt_auth_token_cache_hits_total": 2, "caddy_jwt_auth_token_cache_misses_total": 5} {
+		if d := counter(after, name, map[string]string{}) - counter(before, name, map[string]string{}); d != want {
+			t.Errorf("%s grew by %v, want %v", name, d, want)
+		}
+	}
 	iss := map[string]string{"issuer": f.issuer}
 	if v, ok := metricValue(after, "caddy_jwt_auth_jwks_keys", iss); !ok || v != 1 {
 		t.Errorf("jwks_keys = %v (present %v), want 1", v, ok)
