@@ -547,6 +547,10 @@ var fuzzCaddyfileSeeds = []string{
 	"issuer a {\n\tjwks_url https://a/jwks\n\tjwks_file f\n}\n",
 	"issuer a\njwks_file f\nfrom_header\n",
 	"{\n}\n",
+	"",
+	"issuer a\nissuer a\njwks_file f\n",
+	"issuer not-a-url\n",
+	"issuer https://idp.example/?tenant=1\n",
 	"issuer `a b` {\njwks_file <<EOF\n\tfile\n\tEOF\n}\n",
 }
 
