@@ -306,11 +306,17 @@ func TestLifecycleReloadWithUnchangedSource(t *testing.T) {
 	wg.Wait()
 	statuses.Range(func(k, v any) bool {
 		t.Logf("during reloads: status %v × %d", k, v.(*atomic.Int64).Load())
-		if k.(int) != 200 {
+		// -1 is a connection Caddy closed while swapping listeners on
+		// reload (grace_period 1ns): no HTTP answer, so not ours to judge.
+		// Any HTTP status other than 200 (a 503 above all) is a failure.
+		if k.(int) != 200 && k.(int) != -1 {
 			t.Errorf("status %v during reloads with an unchanged key source", k)
 		}
 		return true
 	})
+	if ok, _ := statuses.Load(200); ok == nil || ok.(*atomic.Int64).Load() == 0 {
+		t.Error("no request succeeded during the reloads")
+	}
 	if n := f.jwks.Hits() - hits; n != 0 {
 		t.Fatalf("5 reloads with an unchanged source fetched %d times", n)
 	}
