@@ -89,7 +89,9 @@ func (f *e2eFixture) ready(t *testing.T, tc *caddytest.Tester) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp, _ := get(t, tc, "/", f.token(t, nil))
-		if resp.StatusCode != http.StatusServiceUnavailable {
+		// The provider form answers keys_unavailable with 401, so the
+		// Retry-After header is what tells "no keys yet" apart.
+		if resp.StatusCode != http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
 			return
 		}
 		if time.Now().After(deadline) {
