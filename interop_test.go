@@ -139,6 +139,15 @@ func TestInteropOIDCProvider(t *testing.T) {
 		return resp.StatusCode == 200 && body == "hello caddy-interop"
 	})
 
+	// issuer with an explicit jwks_url (the provider's own, read from its
+	// discovery document here only to learn the path).
+	tc.InitServer(fmt.Sprintf("%s\n%s {\n\tjwt_auth {\n\t\tissuer %s\n\t\tjwks_url %s\n\t}\n\trespond \"hello {http.auth.user.id}\"\n}\n",
+		globalOptions, siteURL, op.issuer, providerJWKSURI(t, op.issuer)), "caddyfile")
+	eventually(t, 10*time.Second, "provider token accepted with issuer and jwks_url", func() bool {
+		resp, body := get(t, tc, "/", first)
+		return resp.StatusCode == 200 && body == "hello caddy-interop"
+	})
+
 	// A real policy for this provider, and fast refreshes for the rotation.
 	tc.InitServer(fmt.Sprintf(`%s
 %s {
@@ -179,4 +188,21 @@ func TestInteropOIDCProvider(t *testing.T) {
 	if s := statusOfToken(t, tc, op.token(t)); s != 200 {
 		t.Fatalf("fresh token after retirement: %d", s)
 	}
+}
+
+// providerJWKSURI reads jwks_uri from the provider's discovery document.
+func providerJWKSURI(t *testing.T, issuer string) string {
+	t.Helper()
+	resp, err := http.Get(issuer + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || doc.JWKSURI == "" {
+		t.Fatalf("discovery document: %v (jwks_uri %q)", err, doc.JWKSURI)
+	}
+	return doc.JWKSURI
 }
