@@ -80,36 +80,20 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	// Identity headers are ours alone: a client-sent copy is removed before
-	// anything else, so no path (anonymous, preflight, absent claim) lets a
-	// forged one through to the backend.
-	for _, ch := range h.ClaimHeaders {
-		r.Header.Del(ch.Header)
-	}
+	h.auth.dropClientIdentityHeaders(r)
 	if h.AllowPreflight && isPreflight(r) {
 		observeRequest(resultPreflight, "")
 		return next.ServeHTTP(w, r)
 	}
-	token, err := extractToken(r, h.sources(), h.maxTokenSize())
+	res, found, err := h.auth.authenticate(r)
+	if !found && h.Optional {
+		observeRequest(resultAnonymous, "")
+		return next.ServeHTTP(w, r)
+	}
 	if err != nil {
 		return h.auth.answer(w, r, err)
 	}
-	if token == "" {
-		if h.Optional {
-			observeRequest(resultAnonymous, "")
-			return next.ServeHTTP(w, r)
-		}
-		return h.auth.answer(w, r, reject(ReasonMissing, "no credential"))
-	}
-	res, err := h.auth.verify(r, token)
-	if err != nil {
-		return h.auth.answer(w, r, err)
-	}
-	h.auth.publish(r, res)
-	observeRequest(resultAccepted, "")
-	if h.StripToken {
-		stripCredentials(r, h.sources())
-	}
+	h.auth.accept(r, res)
 	return next.ServeHTTP(w, r)
 }
 
@@ -129,6 +113,39 @@ type authenticator struct {
 	acquired []string // pool keys this instance holds
 	cache    *tokenCache
 	sources  map[string]*fetcher
+}
+
+// dropClientIdentityHeaders removes client-sent copies of the claim
+// headers. Identity headers are ours alone: this runs before anything else,
+// so no path (anonymous, preflight, absent claim) lets a forged one through.
+func (a *authenticator) dropClientIdentityHeaders(r *http.Request) {
+	for _, ch := range a.cfg.ClaimHeaders {
+		r.Header.Del(ch.Header)
+	}
+}
+
+// authenticate extracts and verifies the request's credential. found is
+// false when the request carries none; err is then the "missing" rejection.
+func (a *authenticator) authenticate(r *http.Request) (res *Result, found bool, err error) {
+	token, err := extractToken(r, a.cfg.sources(), a.cfg.maxTokenSize())
+	if err != nil {
+		return nil, true, err
+	}
+	if token == "" {
+		return nil, false, reject(ReasonMissing, "no credential")
+	}
+	res, err = a.verify(r, token)
+	return res, true, err
+}
+
+// accept passes a verified request on: claims published, counted, and the
+// credential stripped when asked.
+func (a *authenticator) accept(r *http.Request, res *Result) {
+	a.publish(r, res)
+	observeRequest(resultAccepted, "")
+	if a.cfg.StripToken {
+		stripCredentials(r, a.cfg.sources())
+	}
 }
 
 // verify answers from the verified-token cache or runs the verifier.

@@ -97,39 +97,18 @@ func (p *Provider) Cleanup() error {
 // (User{}, false, nil): a rejected credential is not a technical failure,
 // and the authentication handler answers 401.
 func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
-	// As in the handler: client copies of identity headers never survive a
-	// request this provider looks at.
-	for _, ch := range p.ClaimHeaders {
-		r.Header.Del(ch.Header)
-	}
+	p.auth.dropClientIdentityHeaders(r)
 	if p.AllowPreflight && isPreflight(r) {
 		observeRequest(resultPreflight, "")
 		return caddyauth.User{}, true, nil
 	}
-	res, err := p.verifyRequest(r)
+	res, _, err := p.auth.authenticate(r)
 	if err != nil {
 		p.challenge(w, r, err)
 		return caddyauth.User{}, false, nil
 	}
-	p.auth.publish(r, res)
-	if p.StripToken {
-		stripCredentials(r, p.sources())
-	}
-	observeRequest(resultAccepted, "")
+	p.auth.accept(r, res)
 	return p.userOf(res), true, nil
-}
-
-// verifyRequest extracts and verifies the request's credential; no
-// credential is the "missing" rejection.
-func (p *Provider) verifyRequest(r *http.Request) (*Result, error) {
-	token, err := extractToken(r, p.sources(), p.maxTokenSize())
-	if err != nil {
-		return nil, err
-	}
-	if token == "" {
-		return nil, reject(ReasonMissing, "no credential")
-	}
-	return p.auth.verify(r, token)
 }
 
 // challenge sets the handler's WWW-Authenticate for err. keys_unavailable,
