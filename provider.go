@@ -111,9 +111,9 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 
 // userOf is the caddyauth.User of a verified token. Metadata holds the
 // top-level claims (Caddy sets each as {http.auth.user.<name>}); nested
-// values come through the handler's lazy provider, which publish installs,
-// as {http.auth.user.<dotted.path>}. A claim named "id" is left out so it
-// can never replace the user id.
+// values come through the handler's lazy provider (requestIdentity) as
+// {http.auth.user.<dotted.path>}, and an absent claim is "". A claim named
+// "id" is left out so it can never replace the user id.
 func (p *Provider) userOf(res *Result) caddyauth.User {
 	claims := res.Token.Claims
 	user := caddyauth.User{Metadata: make(map[string]string, len(claims))}

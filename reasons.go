@@ -72,10 +72,10 @@ func reject(reason Reason, format string, args ...any) *Rejection {
 	return &Rejection{Reason: reason, Detail: fmt.Sprintf(format, args...)}
 }
 
-// AsRejection is the one way to read a rejection out of an error chain: a
+// asRejection is the one way to read a rejection out of an error chain: a
 // *Rejection anywhere in it, or a bare Reason (wrapped in a Rejection
 // without detail). ok is false for any other error, or nil.
-func AsRejection(err error) (rej *Rejection, ok bool) {
+func asRejection(err error) (rej *Rejection, ok bool) {
 	if errors.As(err, &rej) {
 		return rej, true
 	}
@@ -89,7 +89,7 @@ func AsRejection(err error) (rej *Rejection, ok bool) {
 // ReasonOf returns the reason code carried by err, or "" if err is not a
 // rejection.
 func ReasonOf(err error) Reason {
-	if rej, ok := AsRejection(err); ok {
+	if rej, ok := asRejection(err); ok {
 		return rej.Reason
 	}
 	return ""
@@ -99,7 +99,7 @@ func ReasonOf(err error) Reason {
 // that carries no reason (which the verifier never returns) is answered as
 // malformed rather than leaking its text.
 func rejectionOf(err error) *Rejection {
-	if rej, ok := AsRejection(err); ok {
+	if rej, ok := asRejection(err); ok {
 		return rej
 	}
 	return &Rejection{Reason: ReasonMalformed, Detail: err.Error()}
