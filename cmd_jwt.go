@@ -504,7 +504,7 @@ func failedClaimStep(err error) string {
 	if err == nil {
 		return ""
 	}
-	rej, _ := err.(*Rejection)
+	rej, _ := asRejection(err)
 	detail := ""
 	if rej != nil {
 		detail = rej.Detail
@@ -629,7 +629,7 @@ func indentCompact(v any) string {
 }
 
 func detailOf(err error) string {
-	if rej, ok := err.(*Rejection); ok && rej.Detail != "" {
+	if rej, ok := asRejection(err); ok && rej.Detail != "" {
 		return rej.Detail
 	}
 	return err.Error()
