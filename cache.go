@@ -12,7 +12,7 @@ import (
 // bigger ones pays for verification every time.
 const maxCachedTokenSize = 4 << 10
 
-// tokenCache remembers verified tokens (SPEC "Keys", verified-token cache),
+// tokenCache remembers verified tokens (docs/design.md "Verified-token cache"),
 // so a client repeating its token costs a hash and a lookup instead of a
 // signature check. Entries are keyed by SHA-256 of the token bytes, hold the
 // verification result, and count as hits only while the key that verified

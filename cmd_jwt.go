@@ -262,11 +262,9 @@ func (vf *verifyFlags) configFrom(fs *goflag.FlagSet) (*Config, error) {
 	cfg := &Config{
 		Issuers:  []IssuerConfig{{Issuer: vf.issuer, JWKSURL: vf.jwksURL, JWKSFile: vf.jwksFile}},
 		Audience: vf.audience,
-		Leeway:   caddy.Duration(vf.leeway),
 	}
-	if vf.leeway == 0 {
-		cfg.Leeway = caddy.Duration(time.Nanosecond) // 0 in Config means the default; the user asked for none
-	}
+	leeway := caddy.Duration(vf.leeway)
+	cfg.Leeway = &leeway
 	return cfg, cfg.validate()
 }
 
@@ -397,7 +395,7 @@ func cliVerifier(ctx context.Context, cfg *Config, logger *zap.Logger, now time.
 		policies = append(policies, &IssuerPolicy{Issuer: ic.Issuer, Algorithms: algs, Audience: aud, TokenTypes: types, Keys: staticKeys{set}})
 	}
 	return NewVerifier(policies, VerifierOptions{
-		Leeway:      durationOr(cfg.Leeway, defaultLeeway),
+		Leeway:      cfg.leeway(),
 		MaxLifetime: time.Duration(cfg.MaxLifetime),
 		Require:     cfg.Require,
 		Now:         func() time.Time { return now },
@@ -506,7 +504,7 @@ func failedClaimStep(err error) string {
 	if err == nil {
 		return ""
 	}
-	rej, _ := err.(*Rejection)
+	rej, _ := asRejection(err)
 	detail := ""
 	if rej != nil {
 		detail = rej.Detail
@@ -631,7 +629,7 @@ func indentCompact(v any) string {
 }
 
 func detailOf(err error) string {
-	if rej, ok := err.(*Rejection); ok && rej.Detail != "" {
+	if rej, ok := asRejection(err); ok && rej.Detail != "" {
 		return rej.Detail
 	}
 	return err.Error()

@@ -3,7 +3,6 @@ package jwtauth
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -12,7 +11,7 @@ import (
 	"github.com/caddyserver/certmagic"
 )
 
-// Defaults of SPEC "Caddyfile".
+// Defaults of the options (README "Options").
 const (
 	defaultLeeway             = 30 * time.Second
 	defaultMaxTokenSize       = 16 << 10
@@ -48,7 +47,7 @@ type ClaimHeader struct {
 }
 
 // Config is the JSON configuration shared by the handler and the
-// authentication provider (SPEC "Caddyfile", JSON form).
+// authentication provider; the Caddyfile adapts to it (README "JSON").
 type Config struct {
 	// Issuers trusted by this handler; the token's iss picks one.
 	Issuers []IssuerConfig `json:"issuers,omitempty"`
@@ -58,8 +57,9 @@ type Config struct {
 	Algorithms []string `json:"algorithms,omitempty"`
 	// TokenType lists accepted JOSE typ values (default for issuers); default any.
 	TokenType []string `json:"token_type,omitempty"`
-	// Leeway is the clock skew allowed for exp, nbf and iat; default 30s.
-	Leeway caddy.Duration `json:"leeway,omitempty"`
+	// Leeway is the clock skew allowed for exp, nbf and iat; absent: 30s.
+	// A pointer, so that 0 (no leeway at all) can be configured.
+	Leeway *caddy.Duration `json:"leeway,omitempty"`
 	// MaxLifetime rejects tokens living longer than this (exp-iat, or exp-now without iat).
 	MaxLifetime caddy.Duration `json:"max_lifetime,omitempty"`
 	// Sources of the credential; default the Authorization header, Bearer scheme.
@@ -95,6 +95,14 @@ func durationOr(d caddy.Duration, def time.Duration) time.Duration {
 		return def
 	}
 	return time.Duration(d)
+}
+
+// leeway is the configured clock skew, or the default when absent.
+func (c *Config) leeway() time.Duration {
+	if c.Leeway == nil {
+		return defaultLeeway
+	}
+	return time.Duration(*c.Leeway)
 }
 
 func (c *Config) sources() []TokenSource {
@@ -134,136 +142,6 @@ func (c *Config) effective(ic IssuerConfig) (aud, algs, types []string) {
 		types = c.TokenType
 	}
 	return aud, algs, types
-}
-
-// validate is every configuration rule of SPEC "Caddyfile". The Caddyfile
-// parser reports the same errors with file and line; Provision runs it first
-// for JSON configs, before anything is acquired.
-func (c *Config) validate() error {
-	if len(c.Issuers) == 0 {
-		return errors.New("at least one issuer is required")
-	}
-	seen := map[string]bool{}
-	for _, ic := range c.Issuers {
-		if err := c.validateIssuer(ic); err != nil {
-			return err
-		}
-		if seen[ic.Issuer] {
-			return fmt.Errorf("issuer %q is listed twice", ic.Issuer)
-		}
-		seen[ic.Issuer] = true
-	}
-	if err := validateAlgorithms(c.Algorithms); err != nil {
-		return err
-	}
-	for _, d := range []struct {
-		name  string
-		value caddy.Duration
-		floor time.Duration
-	}{
-		{"leeway", c.Leeway, 0}, {"max_lifetime", c.MaxLifetime, 0},
-		{"refresh_interval", c.RefreshInterval, minIntervalFloor},
-		{"min_refresh_interval", c.MinRefreshInterval, minIntervalFloor},
-		{"fetch_timeout", c.FetchTimeout, 0}, {"max_stale", c.MaxStale, 0},
-	} {
-		if err := checkDuration(d.name, time.Duration(d.value), d.floor); err != nil {
-			return err
-		}
-	}
-	if c.MaxTokenSize < 0 {
-		return errors.New("max_token_size must not be negative")
-	}
-	if c.CacheSize != nil && *c.CacheSize < 0 {
-		return errors.New("cache_size must not be negative")
-	}
-	return c.validatePolicy()
-}
-
-func (c *Config) validateIssuer(ic IssuerConfig) error {
-	if ic.Issuer == "" {
-		return errors.New("issuer must not be empty")
-	}
-	if ic.JWKSURL != "" && ic.JWKSFile != "" {
-		return fmt.Errorf("issuer %q: jwks_url and jwks_file are mutually exclusive", ic.Issuer)
-	}
-	if ic.JWKSURL != "" {
-		if err := checkFetchURL(ic.JWKSURL); err != nil {
-			return fmt.Errorf("issuer %q: jwks_url: %w", ic.Issuer, err)
-		}
-	}
-	if ic.JWKSURL == "" && ic.JWKSFile == "" {
-		if err := checkFetchURL(discoveryURL(ic.Issuer)); err != nil {
-			return fmt.Errorf("issuer %q: without jwks_url or jwks_file the issuer must be an https URL for OpenID Connect discovery: %w", ic.Issuer, err)
-		}
-		if u, _ := url.Parse(ic.Issuer); u != nil && (u.RawQuery != "" || u.Fragment != "") {
-			return fmt.Errorf("issuer %q: an issuer used for discovery has no query or fragment", ic.Issuer)
-		}
-	}
-	return validateAlgorithms(ic.Algorithms)
-}
-
-func validateAlgorithms(algs []string) error {
-	for _, a := range algs {
-		if !IsKnownAlgorithm(a) {
-			return fmt.Errorf("unknown algorithm %q (known: %s HS256 HS384 HS512)", a, strings.Join(DefaultAlgorithms, " "))
-		}
-	}
-	return nil
-}
-
-func checkDuration(name string, d, floor time.Duration) error {
-	if d < 0 {
-		return fmt.Errorf("%s must not be negative", name)
-	}
-	if d != 0 && d < floor {
-		return fmt.Errorf("%s must be at least %s", name, floor)
-	}
-	return nil
-}
-
-func (c *Config) validatePolicy() error {
-	for _, s := range c.Sources {
-		n := 0
-		for _, v := range []string{s.Header, s.Query, s.Cookie} {
-			if v != "" {
-				n++
-			}
-		}
-		if n != 1 {
-			return errors.New("each token source names exactly one of header, query or cookie")
-		}
-		if s.Scheme != "" && s.Header == "" {
-			return errors.New("a token source's scheme applies to a header only")
-		}
-	}
-	for _, rule := range c.Require {
-		if rule.Claim == "" || len(rule.Values) == 0 {
-			return errors.New("require needs a claim and at least one value")
-		}
-	}
-	for _, ch := range c.ClaimHeaders {
-		if ch.Claim == "" || ch.Header == "" {
-			return errors.New("claim_header needs a claim and a header name")
-		}
-		if !validHeaderName(ch.Header) {
-			return fmt.Errorf("claim_header: %q is not a valid header name", ch.Header)
-		}
-	}
-	return nil
-}
-
-// validHeaderName reports an RFC 9110 token.
-func validHeaderName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
 }
 
 // sourceConfigFor is the pool identity of an issuer's key source.
@@ -306,7 +184,7 @@ func newAuthenticator(ctx caddy.Context, cfg *Config) (*authenticator, error) {
 		aud, algs, types := cfg.effective(ic)
 		policies = append(policies, &IssuerPolicy{Issuer: ic.Issuer, Algorithms: algs, Audience: aud, TokenTypes: types, Keys: f})
 	}
-	leeway := durationOr(cfg.Leeway, defaultLeeway)
+	leeway := cfg.leeway()
 	cacheSize := defaultCacheSize
 	if cfg.CacheSize != nil {
 		cacheSize = *cfg.CacheSize

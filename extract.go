@@ -23,10 +23,11 @@ type TokenSource struct {
 // defaultSources is RFC 6750 §2.1: the Authorization header, Bearer scheme.
 var defaultSources = []TokenSource{{Header: "Authorization", Scheme: "Bearer"}}
 
-// extractToken finds the request's credential (SPEC step 1). It returns ""
-// and no error when there is none. Identical duplicates count as one; two
-// different credentials are ambiguous (which one did the client mean, and
-// which one will the backend read?) and rejected.
+// extractToken finds the request's credential (docs/design.md "Request
+// path"). It returns "" and no error when there is none. Identical
+// duplicates count as one; two different credentials are ambiguous (which
+// one did the client mean, and which one will the backend read?) and
+// rejected.
 func extractToken(r *http.Request, sources []TokenSource, maxSize int) (string, error) {
 	var token string
 	var query url.Values

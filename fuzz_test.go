@@ -163,7 +163,7 @@ func FuzzVerify(f *testing.F) {
 }
 
 func isClosedListReason(r Reason) bool {
-	for _, known := range AllReasons {
+	for _, known := range Reasons() {
 		if r == known {
 			return true
 		}

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// The Prometheus collectors of SPEC "Observability".
+// The Prometheus collectors (README "Metrics and status").
 //
 // They are package-level mutable state on purpose: Caddy gives every config
 // load a fresh registry, and a counter must keep counting across reloads
@@ -50,7 +50,8 @@ var (
 	}
 )
 
-// Request results, the values of requests_total's result label.
+// Request results, the values of requests_total's result label; a refused
+// request's comes from its reason's row in reasonTable.
 const (
 	resultAccepted    = "accepted"
 	resultAnonymous   = "anonymous"
@@ -89,17 +90,8 @@ func observeRequest(result string, reason Reason) {
 	requestsTotal.WithLabelValues(result, label).Inc()
 }
 
-// resultOf maps a rejection's HTTP status to its result label.
-func resultOf(status int) string {
-	switch {
-	case status == 403:
-		return resultForbidden
-	case status >= 500:
-		return resultUnavailable
-	default:
-		return resultRejected
-	}
-}
+// resultOf is the result label of a request refused for reason.
+func resultOf(reason Reason) string { return rowOf(reason).result }
 
 // observeFetch counts one key set fetch of issuer; a 304 is a success.
 func observeFetch(issuer string, err error) {

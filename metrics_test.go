@@ -35,7 +35,7 @@ func TestRegisterMetricsTwiceIntoOneRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := value(t, requestsTotal.WithLabelValues(resultRejected, string(ReasonExpired)))
-	observeRequest(resultOf(401), ReasonExpired)
+	observeRequest(resultOf(ReasonExpired), ReasonExpired)
 	for _, reg := range []*prometheus.Registry{ctx.GetMetricsRegistry(), next.GetMetricsRegistry()} {
 		families, err := reg.Gather() // the registry is pedantic: this also checks the collectors' consistency
 		if err != nil {
@@ -90,7 +90,7 @@ func TestResultOfStatus(t *testing.T) {
 		ReasonMissing: resultRejected, ReasonTooLarge: resultRejected, ReasonMultipleCredentials: resultRejected,
 		ReasonBadSignature: resultRejected, ReasonClaimMismatch: resultForbidden, ReasonKeysUnavailable: resultUnavailable,
 	} {
-		if got := resultOf(statusOf(reason)); got != want {
+		if got := resultOf(reason); got != want {
 			t.Errorf("%s: result %q, want %q", reason, got, want)
 		}
 	}
@@ -158,7 +158,7 @@ func value(t *testing.T, c prometheus.Collector) float64 {
 }
 
 // TestREADMEReasonTable keeps the README's reason table the same closed list
-// as AllReasons, with the status each code is answered with.
+// as Reasons(), with the status each code is answered with.
 func TestREADMEReasonTable(t *testing.T) {
 	data, err := os.ReadFile("README.md")
 	if err != nil {
@@ -177,10 +177,10 @@ func TestREADMEReasonTable(t *testing.T) {
 		}
 		rows[strings.Trim(strings.TrimSpace(cells[1]), "`")] = strings.TrimSpace(cells[2])
 	}
-	if len(rows) != len(AllReasons) {
-		t.Errorf("README table has %d codes, AllReasons %d", len(rows), len(AllReasons))
+	if len(rows) != len(Reasons()) {
+		t.Errorf("README table has %d codes, Reasons() %d", len(rows), len(Reasons()))
 	}
-	for _, r := range AllReasons {
+	for _, r := range Reasons() {
 		if got, want := rows[string(r)], strconv.Itoa(statusOf(r)); got != want {
 			t.Errorf("README row for %s: status %q, want %q", r, got, want)
 		}

@@ -5,16 +5,12 @@ package jwtauth
 
 import (
 	"fmt"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 func init() {
@@ -80,20 +76,11 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	h.auth.dropClientIdentityHeaders(r)
-	if h.AllowPreflight && isPreflight(r) {
-		observeRequest(resultPreflight, "")
-		return next.ServeHTTP(w, r)
+	v := h.auth.decide(r)
+	if !v.passes() {
+		return h.auth.refuse(w, r, v, handlerForm)
 	}
-	res, found, err := h.auth.authenticate(r)
-	if !found && h.Optional {
-		observeRequest(resultAnonymous, "")
-		return next.ServeHTTP(w, r)
-	}
-	if err != nil {
-		return h.auth.answer(w, r, err)
-	}
-	h.auth.accept(r, res)
+	h.auth.pass(r, v)
 	return next.ServeHTTP(w, r)
 }
 
@@ -124,30 +111,6 @@ func (a *authenticator) dropClientIdentityHeaders(r *http.Request) {
 	}
 }
 
-// authenticate extracts and verifies the request's credential. found is
-// false when the request carries none; err is then the "missing" rejection.
-func (a *authenticator) authenticate(r *http.Request) (res *Result, found bool, err error) {
-	token, err := extractToken(r, a.cfg.sources(), a.cfg.maxTokenSize())
-	if err != nil {
-		return nil, true, err
-	}
-	if token == "" {
-		return nil, false, reject(ReasonMissing, "no credential")
-	}
-	res, err = a.verify(r, token)
-	return res, true, err
-}
-
-// accept passes a verified request on: claims published, counted, and the
-// credential stripped when asked.
-func (a *authenticator) accept(r *http.Request, res *Result) {
-	a.publish(r, res)
-	observeRequest(resultAccepted, "")
-	if a.cfg.StripToken {
-		stripCredentials(r, a.cfg.sources())
-	}
-}
-
 // verify answers from the verified-token cache or runs the verifier.
 func (a *authenticator) verify(r *http.Request, token string) (*Result, error) {
 	if res, ok := a.cache.get(token); ok {
@@ -161,17 +124,19 @@ func (a *authenticator) verify(r *http.Request, token string) (*Result, error) {
 	return res, nil
 }
 
-// publish exposes a verified token's claims to the rest of the route.
-func (a *authenticator) publish(r *http.Request, res *Result) {
-	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+// publish exposes a verified token's claims to the rest of the route: as
+// the placeholders id answers, and as the claim headers.
+func (a *authenticator) publish(r *http.Request, id *identity, res *Result) {
 	claims := res.Token.Claims
 	userID := ""
 	if v, ok := LookupClaim(claims, a.cfg.userClaim()); ok {
 		userID = RenderClaim(v)
 	}
-	if repl != nil {
-		repl.Set("http.auth.user.id", userID)
-		repl.Map(claimProvider(claims))
+	id.set(userID, claims)
+	// A static value shadows every provider, so an identity set earlier in
+	// the route (basic_auth, another authentication) must not outlive ours.
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set(userPlaceholderPrefix+"id", userID)
 	}
 	for _, ch := range a.cfg.ClaimHeaders {
 		v, ok := LookupClaim(claims, ch.Claim)
@@ -187,25 +152,6 @@ func (a *authenticator) publish(r *http.Request, res *Result) {
 	}
 }
 
-const userPlaceholderPrefix = "http.auth.user."
-
-// claimProvider resolves {http.auth.user.<dotted.path>} on demand, so a
-// request pays only for the placeholders something actually reads. The id
-// is set statically and never shadowed by a claim named "id".
-func claimProvider(claims map[string]any) caddy.ReplacerFunc {
-	return func(key string) (any, bool) {
-		path, ok := strings.CutPrefix(key, userPlaceholderPrefix)
-		if !ok || path == "id" {
-			return nil, false
-		}
-		v, found := LookupClaim(claims, path)
-		if !found {
-			return nil, false
-		}
-		return RenderClaim(v), true
-	}
-}
-
 // hasControlChars reports bytes that must never reach a header value:
 // 0x00–0x1F except tab, and DEL (RFC 9110 §5.5).
 func hasControlChars(s string) bool {
@@ -217,125 +163,63 @@ func hasControlChars(s string) bool {
 	return false
 }
 
-// answer turns a rejection into the RFC 6750 response of SPEC "Answers": the
-// challenge header is set here and the error returned as a caddyhttp.Error
-// whose message is the bare reason code, so handle_errors can render it.
-func (a *authenticator) answer(w http.ResponseWriter, r *http.Request, err error) error {
-	reason := ReasonOf(err)
-	if reason == "" {
-		reason = ReasonMalformed
-	}
-	status := statusOf(reason)
-	if challenge := challengeFor(realmOf(r), err); challenge != "" {
-		w.Header().Set("WWW-Authenticate", challenge)
-	}
-	if reason == ReasonKeysUnavailable {
-		w.Header().Set("Retry-After", strconv.Itoa(a.retryAfterSeconds()))
-	}
-	a.logRejection(r, reason, err)
-	observeRequest(resultOf(status), reason)
-	return caddyhttp.Error(status, reason)
+// userPlaceholderPrefix is the namespace of the user placeholders. It is
+// this handler's: every key under it is answered, so none is ever left as
+// literal text for header_up to send to a backend as if it were an identity.
+const userPlaceholderPrefix = "http.auth.user."
+
+// identityVar names the request variable holding the request's *identity,
+// so that several jwt_auth handlers (or providers) on one request share one
+// placeholder provider: a replacer's providers can only be appended, and
+// the first that answers a key wins.
+const identityVar = "jwt_auth.identity"
+
+// identity is the request's user as the {http.auth.user.*} placeholders see
+// it. The zero value is the anonymous user: every placeholder is "".
+type identity struct {
+	id     string
+	claims map[string]any
 }
 
-func statusOf(reason Reason) int {
-	switch reason {
-	case ReasonMultipleCredentials, ReasonTooLarge:
-		return http.StatusBadRequest
-	case ReasonClaimMismatch:
-		return http.StatusForbidden
-	case ReasonKeysUnavailable:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusUnauthorized
+// requestIdentity returns the request's identity, installing it as the
+// replacer's lazy provider of every {http.auth.user.*} key on first use, so
+// a request pays only for the placeholders something actually reads.
+func requestIdentity(r *http.Request) *identity {
+	if id, ok := caddyhttp.GetVar(r.Context(), identityVar).(*identity); ok {
+		return id
 	}
+	id := new(identity)
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Map(id.placeholder)
+	}
+	caddyhttp.SetVar(r.Context(), identityVar, id)
+	return id
 }
 
-// challengeFor builds the WWW-Authenticate value (RFC 6750 §3); a 503 has
-// none because the client did nothing wrong.
-func challengeFor(realm string, err error) string {
-	reason := ReasonOf(err)
-	base := `Bearer realm="` + quoteEscape(realm) + `"`
-	switch reason {
-	case ReasonMissing:
-		return base
-	case ReasonKeysUnavailable:
-		return ""
-	case ReasonMultipleCredentials, ReasonTooLarge:
-		return base + `, error="invalid_request", error_description="` + string(reason) + `"`
-	case ReasonClaimMismatch:
-		c := base + `, error="insufficient_scope", error_description="claim_mismatch"`
-		if rej, ok := err.(*Rejection); ok && rej.Scope != "" {
-			c += `, scope="` + quoteEscape(rej.Scope) + `"`
-		}
-		return c
-	default:
-		return base + `, error="invalid_token", error_description="` + string(reason) + `"`
-	}
+// set makes the identity a verified token's: id from user_claim, claims
+// reachable by dotted path.
+func (id *identity) set(userID string, claims map[string]any) {
+	id.id, id.claims = userID, claims
 }
 
-// realmOf is the request's host without port: the protection space a
-// client's credentials belong to.
-func realmOf(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.Host)
-	if err != nil {
-		host = r.Host
+// placeholder answers every key under userPlaceholderPrefix: "id" is the
+// user_claim (never a claim named "id"), any other key the claim at that
+// dotted path rendered by RenderClaim, and an absent claim "".
+func (id *identity) placeholder(key string) (any, bool) {
+	path, ok := strings.CutPrefix(key, userPlaceholderPrefix)
+	if !ok {
+		return nil, false
 	}
-	return host
+	if path == "id" {
+		return id.id, true
+	}
+	v, found := LookupClaim(id.claims, path)
+	if !found {
+		return "", true
+	}
+	return RenderClaim(v), true
 }
 
-// quoteEscape makes s safe inside an RFC 9110 quoted-string.
-func quoteEscape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case c < 0x20 || c == 0x7f:
-			// dropped: never valid in a header
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
-// retryAfterSeconds is the soonest next key-fetch attempt among the
-// issuers, clamped to SPEC's 1–30 s.
-func (a *authenticator) retryAfterSeconds() int {
-	soonest := 30 * time.Second
-	for _, f := range a.sources {
-		if f.KeySet() == nil {
-			soonest = min(soonest, f.RetryAfter())
-		}
-	}
-	secs := int((soonest + time.Second - 1) / time.Second)
-	return min(max(secs, 1), 30)
-}
-
-// logRejection writes SPEC's one debug line per rejection: reason, issuer,
-// kid and client IP, each bounded, never the token.
-func (a *authenticator) logRejection(r *http.Request, reason Reason, err error) {
-	ce := a.logger.Check(zapcore.DebugLevel, "request rejected")
-	if ce == nil {
-		return
-	}
-	fields := []zap.Field{zap.String("reason", string(reason)), zap.String("client_ip", clientIP(r))}
-	if rej, ok := err.(*Rejection); ok {
-		fields = append(fields, zap.String("issuer", truncate(rej.Issuer, 128)),
-			zap.String("kid", truncate(rej.Kid, 128)), zap.String("detail", truncate(rej.Detail, 256)))
-	}
-	ce.Write(fields...)
-}
-
-func clientIP(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-		return ip
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+// String keeps the identity out of {http.vars.*} and the vars matcher:
+// the claims are reachable only through the user placeholders.
+func (*identity) String() string { return "" }

@@ -329,3 +329,53 @@ func TestEndToEndExpressionMatcherOnClaim(t *testing.T) {
 		t.Fatalf("no token: got %d", resp.StatusCode)
 	}
 }
+
+// TestEndToEndUserPlaceholdersNeverLiteral: the http.auth.user. namespace
+// is the handler's, so header_up never sends a placeholder's text to a
+// backend as if it were an identity: an absent claim is empty, and so is
+// every user placeholder of a request that passes without a verified token.
+func TestEndToEndUserPlaceholdersNeverLiteral(t *testing.T) {
+	f := newFixture(t)
+	up := newEchoUpstream(t)
+	tc := startCaddy(t, f.block("\toptional\n\tallow_preflight")+`
+	reverse_proxy `+up.addr()+` {
+		header_up X-User {http.auth.user.id}
+		header_up X-Email {http.auth.user.email}
+		header_up X-Org {http.auth.user.org.id}
+	}`)
+	f.ready(t, tc)
+	withClaims := f.token(t, func(c map[string]any) {
+		c["email"] = "a@example.com"
+		c["org"] = map[string]any{"id": 42}
+	})
+	preflight := []string{"Origin: https://app.example", "Access-Control-Request-Method: POST"}
+	cases := []struct {
+		name, method string
+		headers      []string
+		want         [3]string // X-User, X-Email, X-Org as the upstream sees them
+	}{
+		{"anonymous under optional", http.MethodGet, nil, [3]string{"", "", ""}},
+		{"claims absent", http.MethodGet, []string{"Authorization: Bearer " + f.token(t, nil)}, [3]string{"user-123", "", ""}},
+		{"claims present", http.MethodGet, []string{"Authorization: Bearer " + withClaims}, [3]string{"user-123", "a@example.com", "42"}},
+		{"preflight", http.MethodOptions, preflight, [3]string{"", "", ""}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			up.reset()
+			if resp, body := do(t, tc, c.method, "/", c.headers...); resp.StatusCode != http.StatusOK || body != "upstream" {
+				t.Fatalf("got %d %q, want the upstream's 200", resp.StatusCode, body)
+			}
+			seen := up.last(t).Header
+			for i, name := range []string{"X-User", "X-Email", "X-Org"} {
+				for _, v := range seen.Values(name) {
+					if strings.Contains(v, "{") {
+						t.Fatalf("%s reached the backend as the literal %q", name, v)
+					}
+				}
+				if got := seen.Get(name); got != c.want[i] {
+					t.Errorf("%s = %q, want %q", name, got, c.want[i])
+				}
+			}
+		})
+	}
+}

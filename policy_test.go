@@ -380,7 +380,7 @@ const scopePerRouteRecipe = `api.example.com {
 		}
 		@readonly {
 			method POST PUT PATCH DELETE
-			expression ` + "`" + `{http.auth.user.scope} == null || !{http.auth.user.scope}.matches("(^| )orders:write( |$)")` + "`" + `
+			expression ` + "`" + `!{http.auth.user.scope}.matches("(^| )orders:write( |$)")` + "`" + `
 		}
 		respond @readonly "orders:write scope required" 403
 		reverse_proxy localhost:8000
@@ -509,11 +509,11 @@ func TestPolicyForgedHeaderRemovedOnEveryPath(t *testing.T) {
 		headers             []string
 		want                string
 	}{
-		// respond leaves an unset placeholder as it is: no user was published.
-		{"anonymous", "GET", "", nil, "email=[] id=[{http.auth.user.id}]"},
+		// The user placeholders are ours: empty without a verified token, never literal.
+		{"anonymous", "GET", "", nil, "email=[] id=[]"},
 		{"claim absent", "GET", f.token(t, nil), nil, "email=[] id=[user-123]"},
 		{"claim present", "GET", f.token(t, func(c map[string]any) { c["email"] = "a@b" }), nil, "email=[a@b] id=[user-123]"},
-		{"preflight", "OPTIONS", "", []string{"Origin: https://app.example", "Access-Control-Request-Method: POST"}, "email=[] id=[{http.auth.user.id}]"},
+		{"preflight", "OPTIONS", "", []string{"Origin: https://app.example", "Access-Control-Request-Method: POST"}, "email=[] id=[]"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -733,8 +733,8 @@ func TestPolicyOptional(t *testing.T) {
 		status                 int
 		body                   string
 	}{
-		// respond leaves unset placeholders as they are: no user placeholders.
-		{"no token passes anonymous", "", "", 200, "id=[{http.auth.user.id}] role=[{http.auth.user.role}]"},
+		// Anonymous: every user placeholder is empty, never the literal text.
+		{"no token passes anonymous", "", "", 200, "id=[] role=[]"},
 		{"valid token", f.token(t, func(c map[string]any) { c["role"] = "admin" }), "", 200, "id=[user-123] role=[admin]"},
 		{"require still applies to a token", f.token(t, func(c map[string]any) { c["role"] = "viewer" }), insufficient, 403, ""},
 		{"invalid token is rejected", "x.y.z", fmt.Sprintf(invalidToken, "malformed"), 401, ""},

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
@@ -97,44 +96,24 @@ func (p *Provider) Cleanup() error {
 // (User{}, false, nil): a rejected credential is not a technical failure,
 // and the authentication handler answers 401.
 func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
-	p.auth.dropClientIdentityHeaders(r)
-	if p.AllowPreflight && isPreflight(r) {
-		observeRequest(resultPreflight, "")
-		return caddyauth.User{}, true, nil
-	}
-	res, _, err := p.auth.authenticate(r)
-	if err != nil {
-		p.challenge(w, r, err)
+	v := p.auth.decide(r)
+	if !v.passes() {
+		// The error is the handler's answer; here Caddy answers 401.
+		_ = p.auth.refuse(w, r, v, providerForm)
 		return caddyauth.User{}, false, nil
 	}
-	p.auth.accept(r, res)
-	return p.userOf(res), true, nil
-}
-
-// challenge sets the handler's WWW-Authenticate for err. keys_unavailable,
-// which the handler answers 503 without a challenge, becomes Caddy's 401 here,
-// so it gets the plain challenge a 401 requires (RFC 9110 §15.5.2) and the
-// Retry-After the handler would send.
-func (p *Provider) challenge(w http.ResponseWriter, r *http.Request, err error) {
-	reason := ReasonOf(err)
-	if reason == "" {
-		reason = ReasonMalformed
+	p.auth.pass(r, v)
+	if v.res == nil {
+		return caddyauth.User{}, true, nil // a preflight: no user
 	}
-	c := challengeFor(realmOf(r), err)
-	if reason == ReasonKeysUnavailable {
-		c = challengeFor(realmOf(r), reject(ReasonMissing, ""))
-		w.Header().Set("Retry-After", strconv.Itoa(p.auth.retryAfterSeconds()))
-	}
-	w.Header().Set("WWW-Authenticate", c)
-	p.auth.logRejection(r, reason, err)
-	observeRequest(resultOf(statusOf(reason)), reason)
+	return p.userOf(v.res), true, nil
 }
 
 // userOf is the caddyauth.User of a verified token. Metadata holds the
 // top-level claims (Caddy sets each as {http.auth.user.<name>}); nested
-// values come through the handler's lazy provider, which publish installs,
-// as {http.auth.user.<dotted.path>}. A claim named "id" is left out so it
-// can never replace the user id.
+// values come through the handler's lazy provider (requestIdentity) as
+// {http.auth.user.<dotted.path>}, and an absent claim is "". A claim named
+// "id" is left out so it can never replace the user id.
 func (p *Provider) userOf(res *Result) caddyauth.User {
 	claims := res.Token.Claims
 	user := caddyauth.User{Metadata: make(map[string]string, len(claims))}

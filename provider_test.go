@@ -164,6 +164,10 @@ func TestProviderPreflightOnlyWithOption(t *testing.T) {
 		if resp.StatusCode != c.status {
 			t.Fatalf("preflight with %q: %d %q, want %d", c.extra, resp.StatusCode, body, c.status)
 		}
+		// A passed preflight has no user: its placeholders are empty, never literal.
+		if c.status == 200 && !strings.HasPrefix(body, "id=[] email=[] roles=[] ") {
+			t.Fatalf("preflight body %q: user placeholders not empty", body)
+		}
 		if resp, _ := do(t, tc, http.MethodOptions, "/", preflight[0]); resp.StatusCode != 401 {
 			t.Fatalf("OPTIONS without request method: %d", resp.StatusCode)
 		}

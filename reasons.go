@@ -5,12 +5,14 @@ import (
 	"fmt"
 )
 
-// Reason is a rejection code from the closed list in SPEC "Answers". The same
-// string appears in error_description, {http.error.message}, logs, metrics and
-// the CLI, so operators can grep one word end to end.
+// Reason is a rejection code from the closed list of the README's "Reason
+// codes". The same string appears in error_description,
+// {http.error.message}, logs, metrics and the CLI, so operators can grep one
+// word end to end.
 type Reason string
 
-// The reason codes. Adding one is a contract change: update README and SPEC.
+// The reason codes. Adding one is a contract change: give it a row in
+// reasonTable (answer.go) and in the README's reason table.
 const (
 	ReasonMissing             Reason = "missing"
 	ReasonMultipleCredentials Reason = "multiple_credentials"
@@ -30,12 +32,14 @@ const (
 	ReasonKeysUnavailable     Reason = "keys_unavailable"
 )
 
-// AllReasons lists every reason code, in the order of SPEC "Answers".
-var AllReasons = []Reason{
-	ReasonMissing, ReasonMultipleCredentials, ReasonTooLarge, ReasonMalformed,
-	ReasonForbiddenAlg, ReasonWrongIssuer, ReasonUnknownKid, ReasonBadSignature,
-	ReasonExpired, ReasonNotYetValid, ReasonTooOld, ReasonWrongAudience,
-	ReasonWrongType, ReasonBoundToken, ReasonClaimMismatch, ReasonKeysUnavailable,
+// Reasons returns every reason code, in the order of the README's reason
+// table. The slice is the caller's own copy.
+func Reasons() []Reason {
+	out := make([]Reason, len(reasonTable))
+	for i, row := range reasonTable {
+		out[i] = row.reason
+	}
+	return out
 }
 
 // Error makes a bare Reason usable as the error inside caddyhttp.Error, so
@@ -68,16 +72,35 @@ func reject(reason Reason, format string, args ...any) *Rejection {
 	return &Rejection{Reason: reason, Detail: fmt.Sprintf(format, args...)}
 }
 
-// ReasonOf returns the reason code carried by err, or "" if err is not a
-// rejection.
-func ReasonOf(err error) Reason {
-	var rej *Rejection
+// asRejection is the one way to read a rejection out of an error chain: a
+// *Rejection anywhere in it, or a bare Reason (wrapped in a Rejection
+// without detail). ok is false for any other error, or nil.
+func asRejection(err error) (rej *Rejection, ok bool) {
 	if errors.As(err, &rej) {
-		return rej.Reason
+		return rej, true
 	}
 	var r Reason
 	if errors.As(err, &r) {
-		return r
+		return &Rejection{Reason: r}, true
+	}
+	return nil, false
+}
+
+// ReasonOf returns the reason code carried by err, or "" if err is not a
+// rejection.
+func ReasonOf(err error) Reason {
+	if rej, ok := asRejection(err); ok {
+		return rej.Reason
 	}
 	return ""
+}
+
+// rejectionOf is err as the rejection a request is answered with: an error
+// that carries no reason (which the verifier never returns) is answered as
+// malformed rather than leaking its text.
+func rejectionOf(err error) *Rejection {
+	if rej, ok := asRejection(err); ok {
+		return rej
+	}
+	return &Rejection{Reason: ReasonMalformed, Detail: err.Error()}
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // The attack table (security_test.go) replayed through a real Caddy: each
-// attack must get the SPEC's status and WWW-Authenticate challenge, and the
+// attack must get its documented status and WWW-Authenticate challenge, and the
 // upstream behind the handler (a reverse_proxy to a server that counts its
 // requests) must never see it. Like every caddytest test, none of these may
 // run in parallel.
@@ -59,7 +59,7 @@ type securityE2E struct {
 }
 
 const (
-	pathDefault = "/api"       // SPEC defaults: asymmetric algorithms, 16 KiB tokens
+	pathDefault = "/api"       // the defaults: asymmetric algorithms, 16 KiB tokens
 	pathHS      = "/hs/api"    // HS256 allowed (but the remote set has no oct key)
 	pathAT      = "/at/api"    // token_type at+jwt
 	pathAud     = "/aud/api"   // audience https://api.example
@@ -148,7 +148,7 @@ func (s *securityE2E) wantRejected(t *testing.T, path, tok string, status int, c
 	}
 }
 
-// invalidTokenChallenge and invalidRequestChallenge are SPEC "Answers".
+// invalidTokenChallenge and invalidRequestChallenge are the challenges of README "Answers".
 func invalidTokenChallenge(r Reason) string { return fmt.Sprintf(invalidToken, r) }
 
 func invalidRequestChallenge(r Reason) string { return fmt.Sprintf(invalidRequest, r) }

@@ -23,8 +23,8 @@ import (
 // This file is the attack table: every entry is a real token, built here
 // with real keys and real signatures, that a verifier must refuse. Each
 // entry names the RFC 8725 (JWT BCP) section or the CVE class it stands for.
-// The reason code asserted is the SPEC's, so a change in the order of the
-// checks shows up here too.
+// The reason code asserted follows docs/design.md "Verification order", so
+// a change in the order of the checks shows up here too.
 
 // attackEnv holds the legitimate issuer's keys (loaded remote-style, without
 // AllowHMAC) and an attacker's own keys that are in no set.

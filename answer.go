@@ -1,0 +1,337 @@
+package jwtauth
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// How a request is answered (docs/design.md "Answers"). The flow is the same
+// for the handler and the provider: decide computes one verdict per request;
+// a passing verdict is carried out by pass, a refusing one by refuse, which
+// renders the answer from the reason's row in reasonTable, sets its headers,
+// logs and counts it. A mode that only reports (records a verdict instead of
+// answering it) plugs in between decide and refuse.
+
+// reasonRow is how one reason is answered and counted.
+type reasonRow struct {
+	reason Reason
+	// status is the handler's HTTP status for the reason.
+	status int
+	// result is the requests_total result label.
+	result string
+	// errorCode is the RFC 6750 §3.1 error attribute of the challenge; ""
+	// for a challenge without one, the answer to a request that presented
+	// no credential at all (RFC 6750 §3.1, last paragraph).
+	errorCode string
+	// noChallenge: the handler's answer carries no WWW-Authenticate, because
+	// the client did nothing wrong (the keys are unavailable).
+	noChallenge bool
+	// retryAfter: the answer carries Retry-After, the seconds until the
+	// next key fetch attempt.
+	retryAfter bool
+}
+
+// reasonTable is the one mapping from reason to status, challenge and
+// metric label, in the order of the README's reason table.
+var reasonTable = [...]reasonRow{
+	{reason: ReasonMissing, status: http.StatusUnauthorized, result: resultRejected},
+	{reason: ReasonMultipleCredentials, status: http.StatusBadRequest, result: resultRejected, errorCode: "invalid_request"},
+	{reason: ReasonTooLarge, status: http.StatusBadRequest, result: resultRejected, errorCode: "invalid_request"},
+	{reason: ReasonMalformed, status: http.StatusUnauthorized, result: resultRejected, errorCode: "invalid_token"},
+	{reason: ReasonForbiddenAlg, status: http.StatusUnauthorized, result: resultRejected, errorCode: "invalid_token"},
+	{reason: ReasonWrongIssuer, status: http.StatusUnauthorized, result: resultRejected, errorCode: "invalid_token"},
+	{reason: ReasonUnknownKid, status: http.StatusUnauthorized, result: resultRejected, errorCode: "invalid_token"},
+	{reason: ReasonBadSignature, status: http.StatusUnauthorized, result: resultRejected, errorCode: "invalid_token"},
+	{reason: ReasonExpired, status: http.StatusUnauthorized, result: resultRejected, errorCode: "invalid_token"},
+	{reason: ReasonNotYetValid, status: http.StatusUnauthorized, result: resultRejected, errorCode: "invalid_token"},
+	{reason: ReasonTooOld, status: http.StatusUnauthorized, result: resultRejected, errorCode: "invalid_token"},
+	{reason: ReasonWrongAudience, status: http.StatusUnauthorized, result: resultRejected, errorCode: "invalid_token"},
+	{reason: ReasonWrongType, status: http.StatusUnauthorized, result: resultRejected, errorCode: "invalid_token"},
+	{reason: ReasonBoundToken, status: http.StatusUnauthorized, result: resultRejected, errorCode: "invalid_token"},
+	{reason: ReasonClaimMismatch, status: http.StatusForbidden, result: resultForbidden, errorCode: "insufficient_scope"},
+	{reason: ReasonKeysUnavailable, status: http.StatusServiceUnavailable, result: resultUnavailable, noChallenge: true, retryAfter: true},
+}
+
+// rowOf is reason's row. A reason missing from the table is a programming
+// error; it is answered like malformed rather than with a made-up status.
+func rowOf(reason Reason) reasonRow {
+	for _, row := range reasonTable {
+		if row.reason == reason {
+			return row
+		}
+	}
+	return rowOf(ReasonMalformed)
+}
+
+// statusOf is the handler's HTTP status for reason.
+func statusOf(reason Reason) int { return rowOf(reason).status }
+
+// verdict is what decide concluded about one request, computed once and
+// then carried out.
+type verdict struct {
+	// result is the requests_total result label: accepted, anonymous,
+	// preflight, or the refusing reason's label.
+	result string
+	// res is the verified token of an accepted request.
+	res *Result
+	// rej is why the request is refused; nil when it passes.
+	rej *Rejection
+}
+
+// passes reports a verdict that lets the request go on.
+func (v verdict) passes() bool { return v.rej == nil }
+
+// reason is the refusing reason, or "" for a passing verdict.
+func (v verdict) reason() Reason {
+	if v.rej == nil {
+		return ""
+	}
+	return v.rej.Reason
+}
+
+func refused(err error) verdict {
+	rej := rejectionOf(err)
+	return verdict{result: rowOf(rej.Reason).result, rej: rej}
+}
+
+// decide runs the request path on r: client copies of the identity headers
+// removed, then the preflight pass, extraction, the anonymous pass and
+// verification, in that order.
+func (a *authenticator) decide(r *http.Request) verdict {
+	// Identity headers are ours alone: removed before anything else, so no
+	// path (anonymous, preflight, refused, absent claim) lets a forged one through.
+	a.dropClientIdentityHeaders(r)
+	if a.cfg.AllowPreflight && isPreflight(r) {
+		return verdict{result: resultPreflight}
+	}
+	token, err := extractToken(r, a.cfg.sources(), a.cfg.maxTokenSize())
+	if err != nil {
+		return refused(err)
+	}
+	if token == "" {
+		if a.cfg.Optional {
+			return verdict{result: resultAnonymous}
+		}
+		return refused(reject(ReasonMissing, "no credential"))
+	}
+	res, err := a.verify(r, token)
+	if err != nil {
+		return refused(err)
+	}
+	return verdict{result: resultAccepted, res: res}
+}
+
+// pass carries out a passing verdict: the http.auth.user.* placeholders
+// answer for the verified token, or are all empty without one; the claim
+// headers are set; the request is counted; and an accepted credential is
+// stripped when asked.
+func (a *authenticator) pass(r *http.Request, v verdict) {
+	id := requestIdentity(r)
+	observeRequest(v.result, "")
+	if v.res == nil {
+		return
+	}
+	a.publish(r, id, v.res)
+	if a.cfg.StripToken {
+		stripCredentials(r, a.cfg.sources())
+	}
+}
+
+// answerForm is who sends the answer to a refused request.
+type answerForm int
+
+const (
+	// handlerForm: the jwt_auth handler answers with the reason's status.
+	handlerForm answerForm = iota
+	// providerForm: Caddy's authentication handler answers, always 401.
+	providerForm
+)
+
+// answer is the rendered refusal of one request.
+type answer struct {
+	status int
+	// challenges are the WWW-Authenticate values, one header line each
+	// (RFC 9110 §11.6.1), so another scheme can stand beside Bearer.
+	challenges []challenge
+	// retryAfter is the Retry-After value in seconds; 0 means none.
+	retryAfter int
+}
+
+// render builds the answer to rej from its row. In the provider form the
+// status is 401 whatever the reason, and a 401 must carry a challenge
+// (RFC 9110 §15.5.2): a reason whose handler answer has none gets the plain
+// one, without an error attribute.
+func (a *authenticator) render(r *http.Request, rej *Rejection, form answerForm) answer {
+	row := rowOf(rej.Reason)
+	ans := answer{status: row.status}
+	if row.retryAfter {
+		ans.retryAfter = a.retryAfterSeconds()
+	}
+	realm := realmOf(r)
+	switch {
+	case form == providerForm && row.noChallenge:
+		ans.challenges = append(ans.challenges, bearerChallenge(realm))
+	case !row.noChallenge:
+		ans.challenges = append(ans.challenges, errorChallenge(realm, rej, row))
+	}
+	if form == providerForm {
+		ans.status = http.StatusUnauthorized
+	}
+	return ans
+}
+
+// write sets the answer's headers. The headers go out before the error is
+// returned, so handle_errors (or Caddy's own 401) sends them.
+func (ans answer) write(h http.Header) {
+	for _, c := range ans.challenges {
+		h.Add("WWW-Authenticate", c.String())
+	}
+	if ans.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(ans.retryAfter))
+	}
+}
+
+// refuse carries out a refusing verdict: headers set, one debug line
+// logged, the request counted, and the caddyhttp.Error returned whose
+// message ({http.error.message}) is the bare reason code.
+func (a *authenticator) refuse(w http.ResponseWriter, r *http.Request, v verdict, form answerForm) error {
+	ans := a.render(r, v.rej, form)
+	ans.write(w.Header())
+	a.logRejection(r, v.rej)
+	observeRequest(v.result, v.reason())
+	return caddyhttp.Error(ans.status, v.rej.Reason)
+}
+
+// challenge is one WWW-Authenticate challenge: an auth-scheme and its
+// auth-params, in order (RFC 9110 §11.6.1).
+type challenge struct {
+	scheme string
+	params []authParam
+}
+
+// authParam is one auth-param, always sent as a quoted-string.
+type authParam struct{ name, value string }
+
+// with returns c with one more auth-param.
+func (c challenge) with(name, value string) challenge {
+	c.params = append(c.params[:len(c.params):len(c.params)], authParam{name, value})
+	return c
+}
+
+// String renders the challenge as a header value.
+func (c challenge) String() string {
+	var b strings.Builder
+	b.WriteString(c.scheme)
+	for i, p := range c.params {
+		if i == 0 {
+			b.WriteByte(' ')
+		} else {
+			b.WriteString(", ")
+		}
+		b.WriteString(p.name)
+		b.WriteString(`="`)
+		b.WriteString(quoteEscape(p.value))
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+// bearerChallenge is the RFC 6750 §3 challenge without an error: the
+// answer to a request that presented no credential.
+func bearerChallenge(realm string) challenge {
+	return challenge{scheme: "Bearer"}.with("realm", realm)
+}
+
+// errorChallenge is the Bearer challenge for rej: its error attribute from
+// the row, the reason code as error_description, and for a failed scope
+// rule the scope the token lacked (RFC 6750 §3).
+func errorChallenge(realm string, rej *Rejection, row reasonRow) challenge {
+	c := bearerChallenge(realm)
+	if row.errorCode == "" {
+		return c
+	}
+	c = c.with("error", row.errorCode).with("error_description", string(rej.Reason))
+	if row.errorCode == "insufficient_scope" && rej.Scope != "" {
+		c = c.with("scope", rej.Scope)
+	}
+	return c
+}
+
+// realmOf is the request's host without port: the protection space a
+// client's credentials belong to.
+func realmOf(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		host = r.Host
+	}
+	return host
+}
+
+// quoteEscape makes s safe inside an RFC 9110 quoted-string.
+func quoteEscape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c == 0x7f:
+			// dropped: never valid in a header
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// Retry-After bounds: soon enough that a client retries promptly, never so
+// far that it gives up on a service that recovers in seconds.
+const (
+	minRetryAfter = 1 * time.Second
+	maxRetryAfter = 30 * time.Second
+)
+
+// retryAfterSeconds is the soonest next key-fetch attempt among the
+// issuers without a usable set, within 1–30 s.
+func (a *authenticator) retryAfterSeconds() int {
+	soonest := maxRetryAfter
+	for _, f := range a.sources {
+		if f.KeySet() == nil {
+			soonest = min(soonest, f.RetryAfter())
+		}
+	}
+	soonest = min(max(soonest, minRetryAfter), maxRetryAfter)
+	return int((soonest + time.Second - 1) / time.Second)
+}
+
+// logRejection writes the one debug line per rejection: reason, issuer,
+// kid and client IP, each bounded, never the token. A 4xx is the client's
+// doing, never an ERROR; a 503 is logged by Caddy itself.
+func (a *authenticator) logRejection(r *http.Request, rej *Rejection) {
+	ce := a.logger.Check(zapcore.DebugLevel, "request rejected")
+	if ce == nil {
+		return
+	}
+	ce.Write(zap.String("reason", string(rej.Reason)), zap.String("client_ip", clientIP(r)),
+		zap.String("issuer", truncate(rej.Issuer, 128)), zap.String("kid", truncate(rej.Kid, 128)),
+		zap.String("detail", truncate(rej.Detail, 256)))
+}
+
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
