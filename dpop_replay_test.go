@@ -137,9 +137,9 @@ func TestReplayMemoryQueueShrinks(t *testing.T) {
 	}
 }
 
-// benchKey is a distinct key per i without hashing, so the benchmark
+// replayBenchKey is a distinct key per i without hashing, so the benchmark
 // measures the memory itself.
-func benchKey(i uint64) replayKey {
+func replayBenchKey(i uint64) replayKey {
 	var k replayKey
 	binary.LittleEndian.PutUint64(k[:], i)
 	binary.LittleEndian.PutUint64(k[8:], i*0x9e3779b97f4a7c15)
@@ -156,7 +156,7 @@ func BenchmarkReplaySeen(b *testing.B) {
 	m := newReplayMemory(2*b.N, time.Hour) // shards fill unevenly; leave room
 	b.ResetTimer()
 	for i := range b.N {
-		if m.seen(benchKey(uint64(i)), now) != replayFresh {
+		if m.seen(replayBenchKey(uint64(i)), now) != replayFresh {
 			b.Fatal("distinct proof refused")
 		}
 	}
@@ -176,7 +176,7 @@ func BenchmarkReplaySeenParallel(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if m.seen(benchKey(next.Add(1)), now) != replayFresh {
+			if m.seen(replayBenchKey(next.Add(1)), now) != replayFresh {
 				b.Error("distinct proof refused")
 				return
 			}

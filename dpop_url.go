@@ -25,19 +25,19 @@ func dpopRequestURL(r *http.Request) string {
 	}
 	host := r.Host
 	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
-		if p := strings.ToLower(firstForwarded(r.Header.Get("X-Forwarded-Proto"))); p == "http" || p == "https" {
+		if p := strings.ToLower(firstForwardedValue(r.Header.Get("X-Forwarded-Proto"))); p == "http" || p == "https" {
 			scheme = p
 		}
-		if h := firstForwarded(r.Header.Get("X-Forwarded-Host")); h != "" {
+		if h := firstForwardedValue(r.Header.Get("X-Forwarded-Host")); h != "" {
 			host = h
 		}
 	}
 	return scheme + "://" + host + requestPath(r)
 }
 
-// firstForwarded returns the first element of a comma-separated forwarded
+// firstForwardedValue returns the first element of a comma-separated forwarded
 // header: the value the proxy nearest the client saw.
-func firstForwarded(v string) string {
+func firstForwardedValue(v string) string {
 	first, _, _ := strings.Cut(v, ",")
 	return strings.TrimSpace(first)
 }
@@ -114,7 +114,7 @@ func normalizeHTTPURL(s string) (string, error) {
 	if strings.ContainsRune(authority, '@') {
 		return "", errors.New("userinfo is not allowed")
 	}
-	host, port, err := splitHostPort(authority)
+	host, port, err := uriSplitHostPort(authority)
 	if err != nil {
 		return "", err
 	}
@@ -137,9 +137,9 @@ func normalizeHTTPURL(s string) (string, error) {
 	return scheme + "://" + host + path, nil
 }
 
-// splitHostPort separates the port, if any, and returns it in canonical
+// uriSplitHostPort separates the port, if any, and returns it in canonical
 // decimal ("" for none or an empty one).
-func splitHostPort(authority string) (host, port string, err error) {
+func uriSplitHostPort(authority string) (host, port string, err error) {
 	host = authority
 	if strings.HasPrefix(authority, "[") { // IP literal (RFC 3986 §3.2.2)
 		end := strings.IndexByte(authority, ']')
@@ -181,14 +181,14 @@ func normalizePercent(s string, lower bool) (string, error) {
 		c := s[i]
 		switch {
 		case c == '%':
-			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			if i+2 >= len(s) || !uriIsHex(s[i+1]) || !uriIsHex(s[i+2]) {
 				return "", errors.New("malformed percent-encoding")
 			}
-			v := unhex(s[i+1])<<4 | unhex(s[i+2])
+			v := uriUnhex(s[i+1])<<4 | uriUnhex(s[i+2])
 			i += 2
-			if isUnreserved(v) {
+			if uriUnreserved(v) {
 				if lower {
-					v = toLower(v)
+					v = uriLower(v)
 				}
 				b.WriteByte(v)
 			} else {
@@ -196,9 +196,9 @@ func normalizePercent(s string, lower bool) (string, error) {
 				b.WriteByte(hex[v>>4])
 				b.WriteByte(hex[v&15])
 			}
-		case isUnreserved(c) || strings.IndexByte("!$&'()*+,;=:@/[]", c) >= 0:
+		case uriUnreserved(c) || strings.IndexByte("!$&'()*+,;=:@/[]", c) >= 0:
 			if lower {
-				c = toLower(c)
+				c = uriLower(c)
 			}
 			b.WriteByte(c)
 		default:
@@ -210,16 +210,16 @@ func normalizePercent(s string, lower bool) (string, error) {
 	return b.String(), nil
 }
 
-func isUnreserved(c byte) bool {
+func uriUnreserved(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
 		c == '-' || c == '.' || c == '_' || c == '~'
 }
 
-func isHex(c byte) bool {
+func uriIsHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-func unhex(c byte) byte {
+func uriUnhex(c byte) byte {
 	switch {
 	case c <= '9':
 		return c - '0'
@@ -229,7 +229,7 @@ func unhex(c byte) byte {
 	return c - 'a' + 10
 }
 
-func toLower(c byte) byte {
+func uriLower(c byte) byte {
 	if 'A' <= c && c <= 'Z' {
 		return c + 'a' - 'A'
 	}

@@ -88,9 +88,9 @@ func TestNormalizeHTTPURL(t *testing.T) {
 	}
 }
 
-// caddyRequest prepares r the way Caddy's server does, so the original
+// dpopCaddyRequest prepares r the way Caddy's server does, so the original
 // request and the trusted_proxy variable are in its context.
-func caddyRequest(r *http.Request, trustedProxy bool) *http.Request {
+func dpopCaddyRequest(r *http.Request, trustedProxy bool) *http.Request {
 	r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), httptest.NewRecorder(), nil)
 	caddyhttp.SetVar(r.Context(), caddyhttp.TrustedProxyVarKey, trustedProxy)
 	return r
@@ -143,7 +143,7 @@ func TestDPoPRequestURL(t *testing.T) {
 				r.TLS = &tls.ConnectionState{}
 			}
 			if tt.caddy {
-				r = caddyRequest(r, tt.trusted)
+				r = dpopCaddyRequest(r, tt.trusted)
 			}
 			if tt.rewrite != "" {
 				r.URL.Path, r.URL.RawPath, r.RequestURI = tt.rewrite, "", tt.rewrite

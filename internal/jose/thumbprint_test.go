@@ -21,7 +21,7 @@ const rfc7638Key = `{"kty":"RSA",` +
 	`"n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",` +
 	`"e":"AQAB","alg":"RS256","kid":"2011-04-29"}`
 
-func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+func thumbprintB64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 func TestThumbprintRFC7638KnownAnswer(t *testing.T) {
 	var m map[string]any
@@ -48,7 +48,7 @@ func jwxThumbprint(t *testing.T, pub crypto.PublicKey) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b64(sum)
+	return thumbprintB64(sum)
 }
 
 func TestThumbprintAgreesWithJWX(t *testing.T) {
@@ -74,14 +74,14 @@ func TestThumbprintAgreesWithJWX(t *testing.T) {
 		jwk  map[string]any
 	}{
 		{"EC P-256", &ecKey.PublicKey, map[string]any{
-			"kty": "EC", "crv": "P-256", "x": b64(raw[1:33]), "y": b64(raw[33:]),
+			"kty": "EC", "crv": "P-256", "x": thumbprintB64(raw[1:33]), "y": thumbprintB64(raw[33:]),
 			"kid": "ignored", "use": "sig", "alg": "ES256",
 		}},
 		{"OKP Ed25519", edPub, map[string]any{
-			"kty": "OKP", "crv": "Ed25519", "x": b64(edPub), "alg": "EdDSA",
+			"kty": "OKP", "crv": "Ed25519", "x": thumbprintB64(edPub), "alg": "EdDSA",
 		}},
 		{"RSA", &rsaKey.PublicKey, map[string]any{
-			"kty": "RSA", "n": b64(rsaKey.N.Bytes()), "e": b64(big.NewInt(int64(rsaKey.E)).Bytes()),
+			"kty": "RSA", "n": thumbprintB64(rsaKey.N.Bytes()), "e": thumbprintB64(big.NewInt(int64(rsaKey.E)).Bytes()),
 			"d": "private members are not hashed",
 		}},
 	}
