@@ -80,6 +80,12 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// The resource metadata is public (RFC 9728 §3): a client fetches it
+	// before it has a token.
+	if res := h.auth.resource; res != nil && res.matches(r) {
+		res.ServeHTTP(w, r)
+		return nil
+	}
 	h.auth.dropClientIdentityHeaders(r)
 	if h.AllowPreflight && isPreflight(r) {
 		observeRequest(resultPreflight, "")
@@ -113,6 +119,10 @@ type authenticator struct {
 	acquired []string // pool keys this instance holds
 	cache    *tokenCache
 	sources  map[string]*fetcher
+	resource *protectedResource // nil without a resource
+	// published is the resource this instance counts in the status pool,
+	// until release.
+	published string
 }
 
 // dropClientIdentityHeaders removes client-sent copies of the claim
@@ -227,6 +237,9 @@ func (a *authenticator) answer(w http.ResponseWriter, r *http.Request, err error
 	}
 	status := statusOf(reason)
 	if challenge := challengeFor(realmOf(r), err); challenge != "" {
+		if a.resource != nil {
+			challenge += a.resource.challengeParams(status)
+		}
 		w.Header().Set("WWW-Authenticate", challenge)
 	}
 	if reason == ReasonKeysUnavailable {
