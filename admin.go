@@ -41,7 +41,23 @@ func (a *AdminStatus) Routes() []caddy.AdminRoute {
 // statusResponse is the body of GET /jwt_auth/status.
 type statusResponse struct {
 	Issuers []fetcherStatus `json:"issuers"`
+	// Resources are the protected resources (RFC 9728) that provisioned
+	// handlers publish, sorted by resource.
+	Resources []resourceStatus `json:"resources"`
 }
+
+// resourceStatus is one published resource and where its metadata is.
+type resourceStatus struct {
+	Resource    string `json:"resource"`
+	MetadataURL string `json:"metadata_url"`
+}
+
+// Destruct implements caddy.Destructor: the entry holds nothing to free.
+func (resourceStatus) Destruct() error { return nil }
+
+// publishedResources counts, per resource, the provisioned handlers that
+// publish it, so the status endpoint (which holds no state) can list them.
+var publishedResources = caddy.NewUsagePool()
 
 // fetcherStatus is one key source as the status endpoint shows it. Fields
 // that are unknown (no set loaded yet, no error) are null rather than absent,
@@ -79,7 +95,7 @@ func (a *AdminStatus) serveStatus(w http.ResponseWriter, r *http.Request) error 
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(statusResponse{Issuers: poolStatus(time.Now())}); err != nil {
+	if err := enc.Encode(statusResponse{Issuers: poolStatus(time.Now()), Resources: resourcesStatus()}); err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: fmt.Errorf("encoding status: %w", err)}
 	}
 	return nil
@@ -100,6 +116,19 @@ func poolStatus(now time.Time) []fetcherStatus {
 		}
 		return strings.Compare(a.URL, b.URL)
 	})
+	return out
+}
+
+// resourcesStatus lists the published resources, sorted by resource.
+func resourcesStatus() []resourceStatus {
+	out := []resourceStatus{}
+	publishedResources.Range(func(_, v any) bool {
+		if rs, ok := v.(resourceStatus); ok {
+			out = append(out, rs)
+		}
+		return true
+	})
+	slices.SortFunc(out, func(a, b resourceStatus) int { return strings.Compare(a.Resource, b.Resource) })
 	return out
 }
 

@@ -184,6 +184,11 @@ func (a *authenticator) render(r *http.Request, rej *Rejection, form answerForm)
 	if form == providerForm {
 		ans.status = http.StatusUnauthorized
 	}
+	if a.resource != nil {
+		for i, c := range ans.challenges {
+			ans.challenges[i] = a.resource.decorate(c, ans.status)
+		}
+	}
 	return ans
 }
 

@@ -51,6 +51,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		fetch_timeout <duration>
 //		max_stale <duration>
 //		cache_size <n>
+//		resource <url> [{ scopes_supported|resource_name|resource_documentation|resource_policy_uri|resource_tos_uri ... }]
 //	}
 //
 // The parser checks syntax only (argument counts, unknown subdirectives,
@@ -88,6 +89,8 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser, top *IssuerConfig) err
 	switch name := d.Val(); name {
 	case "issuer":
 		return h.unmarshalIssuer(d)
+	case "resource":
+		return h.unmarshalResource(d)
 	case "jwks_url", "jwks_file", "audience", "algorithms", "token_type":
 		return h.unmarshalIssuerOption(d, top, true)
 	case "leeway":
@@ -192,6 +195,50 @@ func (h *Handler) unmarshalIssuer(d *caddyfile.Dispenser) error {
 		}
 	}
 	h.Issuers = append(h.Issuers, ic)
+	return nil
+}
+
+// unmarshalResource reads `resource <url> [{ ... }]`. Each value is checked
+// as it is read, so an error names its own line.
+func (h *Handler) unmarshalResource(d *caddyfile.Dispenser) error {
+	if h.Resource != nil {
+		return d.Errf("resource given twice")
+	}
+	v, err := singleArg(d)
+	if err != nil {
+		return err
+	}
+	rc := &ResourceConfig{Resource: v}
+	if err := rc.validate(); err != nil {
+		return d.Errf("%v", err)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if name == "scopes_supported" {
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			rc.ScopesSupported = append(rc.ScopesSupported, args...)
+		} else {
+			dst, ok := map[string]*string{
+				"resource_name":          &rc.ResourceName,
+				"resource_documentation": &rc.ResourceDocumentation,
+				"resource_policy_uri":    &rc.ResourcePolicyURI,
+				"resource_tos_uri":       &rc.ResourceTOSURI,
+			}[name]
+			if !ok {
+				return d.Errf("unknown resource option %q", name)
+			}
+			if *dst, err = singleArg(d); err != nil {
+				return err
+			}
+		}
+		if err := rc.validate(); err != nil {
+			return d.Errf("%v", err)
+		}
+	}
+	h.Resource = rc
 	return nil
 }
 

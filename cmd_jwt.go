@@ -358,6 +358,9 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	for _, n := range notes {
 		fmt.Fprintln(stdout, n)
 	}
+	if cfg.Resource != nil {
+		fmt.Fprintf(stdout, "resource %q, metadata at %s\n", cfg.Resource.Resource, cfg.Resource.metadataURL())
+	}
 	return explainVerify(ctx, stdout, v, cfg, tok, now)
 }
 

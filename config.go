@@ -88,6 +88,10 @@ type Config struct {
 	MaxStale caddy.Duration `json:"max_stale,omitempty"`
 	// CacheSize is the number of verified tokens remembered; 0 disables; default 10000.
 	CacheSize *int `json:"cache_size,omitempty"`
+	// Resource makes the handler an OAuth protected resource (RFC 9728):
+	// it serves the resource's metadata, names it in every challenge and
+	// makes the resource the default audience. Default: none.
+	Resource *ResourceConfig `json:"resource,omitempty"`
 }
 
 func durationOr(d caddy.Duration, def time.Duration) time.Duration {
@@ -127,10 +131,16 @@ func (c *Config) userClaim() string {
 }
 
 // effective returns the issuer's lists, falling back to the top-level ones.
+// With a resource and no audience configured anywhere for the issuer, the
+// audience is exactly the resource identifier (RFC 8707 §2: a token for
+// another resource must not be accepted here).
 func (c *Config) effective(ic IssuerConfig) (aud, algs, types []string) {
 	aud, algs, types = ic.Audience, ic.Algorithms, ic.TokenType
 	if len(aud) == 0 {
 		aud = c.Audience
+	}
+	if len(aud) == 0 && c.Resource != nil {
+		aud = []string{c.Resource.Resource}
 	}
 	if len(algs) == 0 {
 		algs = c.Algorithms
@@ -142,6 +152,17 @@ func (c *Config) effective(ic IssuerConfig) (aud, algs, types []string) {
 		types = c.TokenType
 	}
 	return aud, algs, types
+}
+
+// resourceInputs is what the resource metadata says about this config.
+// DPoP and certificate-bound tokens are not accepted (a cnf claim is
+// refused), so the document claims neither.
+func (c *Config) resourceInputs() resourceInputs {
+	issuers := make([]string, 0, len(c.Issuers))
+	for _, ic := range c.Issuers {
+		issuers = append(issuers, ic.Issuer)
+	}
+	return resourceInputs{Issuers: issuers, Sources: c.sources(), Require: c.Require}
 }
 
 // sourceConfigFor is the pool identity of an issuer's key source.
@@ -170,7 +191,7 @@ func newAuthenticator(ctx caddy.Context, cfg *Config) (*authenticator, error) {
 		return nil, fmt.Errorf("jwt_auth: %w", err)
 	}
 	a := &authenticator{cfg: cfg, logger: ctx.Logger(), sources: map[string]*fetcher{}}
-	if len(cfg.Audience) == 0 && slices.ContainsFunc(cfg.Issuers, func(ic IssuerConfig) bool { return len(ic.Audience) == 0 }) {
+	if len(cfg.Audience) == 0 && cfg.Resource == nil && slices.ContainsFunc(cfg.Issuers, func(ic IssuerConfig) bool { return len(ic.Audience) == 0 }) {
 		a.logger.Warn("no audience configured: tokens issued for any audience of this issuer are accepted")
 	}
 	policies := make([]*IssuerPolicy, 0, len(cfg.Issuers))
@@ -195,6 +216,16 @@ func newAuthenticator(ctx caddy.Context, cfg *Config) (*authenticator, error) {
 		return nil, fmt.Errorf("jwt_auth: token cache: %w", err)
 	}
 	a.cache = cache
+	if cfg.Resource != nil {
+		a.resource, err = newProtectedResource(cfg.Resource, cfg.resourceInputs())
+		if err != nil {
+			_ = a.release()
+			return nil, fmt.Errorf("jwt_auth: %w", err)
+		}
+		// Last, so no failure after it has to undo it; release does.
+		publishedResources.LoadOrStore(cfg.Resource.Resource, resourceStatus{Resource: cfg.Resource.Resource, MetadataURL: a.resource.metadataURL})
+		a.published = cfg.Resource.Resource
+	}
 	a.verifier = NewVerifier(policies, VerifierOptions{
 		Leeway:      leeway,
 		MaxLifetime: time.Duration(cfg.MaxLifetime),
@@ -241,5 +272,11 @@ func (a *authenticator) release() error {
 		}
 	}
 	a.acquired = nil
+	if a.published != "" {
+		if _, err := publishedResources.Delete(a.published); err != nil {
+			errs = append(errs, err)
+		}
+		a.published = ""
+	}
 	return errors.Join(errs...)
 }

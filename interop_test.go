@@ -28,10 +28,11 @@ type oidcProvider struct {
 	issuer string
 }
 
-// startOIDCProvider starts the provider and returns once it serves. A
-// missing node or node_modules fails the test: CI installs them (.ci/run
-// runs npm ci), and a skipped interop test would prove nothing.
-func startOIDCProvider(t *testing.T) *oidcProvider {
+// startOIDCProvider starts the provider, with env ("NAME=value") added to
+// its environment, and returns once it serves. A missing node or
+// node_modules fails the test: CI installs them (.ci/run runs npm ci), and a
+// skipped interop test would prove nothing.
+func startOIDCProvider(t *testing.T, env ...string) *oidcProvider {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -42,6 +43,7 @@ func startOIDCProvider(t *testing.T) *oidcProvider {
 	}
 	cmd := exec.Command(node, "server.js", "0")
 	cmd.Dir = oidcProviderDir
+	cmd.Env = append(os.Environ(), env...)
 	stdin, err := cmd.StdinPipe() // the provider exits when this closes
 	if err != nil {
 		t.Fatal(err)

@@ -76,6 +76,12 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// The resource metadata is public (RFC 9728 §3): a client fetches it
+	// before it has a token.
+	if res := h.auth.resource; res != nil && res.matches(r) {
+		res.ServeHTTP(w, r)
+		return nil
+	}
 	v := h.auth.decide(r)
 	if !v.passes() {
 		return h.auth.refuse(w, r, v, handlerForm)
@@ -100,6 +106,10 @@ type authenticator struct {
 	acquired []string // pool keys this instance holds
 	cache    *tokenCache
 	sources  map[string]*fetcher
+	resource *protectedResource // nil without a resource
+	// published is the resource this instance counts in the status pool,
+	// until release.
+	published string
 }
 
 // dropClientIdentityHeaders removes client-sent copies of the claim

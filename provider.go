@@ -68,6 +68,9 @@ func (p *Provider) validateProviderOptions() error {
 	if len(p.Require) > 0 {
 		return errors.New("require is not supported in the authentication provider: it cannot answer 403 (use the jwt_auth handler)")
 	}
+	if p.Resource != nil {
+		return errors.New("resource is not supported in the authentication provider: it cannot serve the resource metadata (use the jwt_auth handler)")
+	}
 	return nil
 }
 

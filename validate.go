@@ -47,6 +47,11 @@ func (c *Config) validate() error {
 	if c.CacheSize != nil && *c.CacheSize < 0 {
 		return errors.New("cache_size must not be negative")
 	}
+	if c.Resource != nil {
+		if err := c.Resource.validate(); err != nil {
+			return err
+		}
+	}
 	return c.validatePolicy()
 }
 

@@ -4,6 +4,12 @@
 // client-credentials access tokens as JWTs (ES256, typ at+jwt) through the
 // resource indicators feature.
 //
+// MCP_RESOURCES (space-separated URLs, unset by default) adds protected
+// resources for the MCP end-to-end test (mcp_interop_test.go): a token
+// requested with one of them as its RFC 8707 `resource` gets exactly that
+// string as its `aud`, with the scope mcp:tools; and the client `mcp-client`
+// may ask for them. Without it the provider behaves as before.
+//
 // Test-only admin hooks, outside the provider's routes:
 //   POST /__admin/rotate  adds a new ES256 key in front (it signs from now on)
 //                         and keeps the previous ones published, the way an
@@ -15,7 +21,7 @@
 import { createServer } from 'node:http';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 export const client = {
   client_id: 'caddy-interop',
@@ -28,6 +34,31 @@ export const client = {
 
 export const resource = 'urn:jwtauth:api';
 
+export const mcpClient = {
+  client_id: 'mcp-client',
+  client_secret: 'mcp-secret-0123456789abcdef0123',
+  grant_types: ['client_credentials'],
+  redirect_uris: [],
+  response_types: [],
+  token_endpoint_auth_method: 'client_secret_basic',
+};
+
+const mcpResources = (process.env.MCP_RESOURCES || '').split(' ').filter(Boolean);
+
+// resourceServer describes what a token for `indicator` looks like: the
+// interop API, or (with MCP_RESOURCES) an MCP resource whose audience is the
+// indicator itself, byte for byte.
+function resourceServer(indicator) {
+  const common = { accessTokenTTL: 300, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } };
+  if (indicator === resource) {
+    return { ...common, scope: 'api:read api:write', audience: resource };
+  }
+  if (mcpResources.includes(indicator)) {
+    return { ...common, scope: 'mcp:tools', audience: indicator };
+  }
+  throw new errors.InvalidTarget();
+}
+
 function newSigningKey() {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   return { ...privateKey.export({ format: 'jwk' }), kid: `es256-${randomUUID()}`, alg: 'ES256', use: 'sig' };
@@ -35,7 +66,7 @@ function newSigningKey() {
 
 function buildProvider(issuer, keys) {
   const provider = new Provider(issuer, {
-    clients: [client],
+    clients: mcpResources.length ? [client, mcpClient] : [client],
     jwks: { keys },
     features: {
       devInteractions: { enabled: false },
@@ -46,18 +77,7 @@ function buildProvider(issuer, keys) {
         enabled: true,
         defaultResource: () => resource,
         useGrantedResource: () => true,
-        getResourceServerInfo: (ctx, indicator) => {
-          if (indicator !== resource) {
-            throw new Provider.errors.InvalidTarget();
-          }
-          return {
-            scope: 'api:read api:write',
-            audience: resource,
-            accessTokenTTL: 300,
-            accessTokenFormat: 'jwt',
-            jwt: { sign: { alg: 'ES256' } },
-          };
-        },
+        getResourceServerInfo: (ctx, indicator) => resourceServer(indicator),
       },
     },
     clientDefaults: { id_token_signed_response_alg: 'ES256' },
