@@ -88,7 +88,12 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser, top *IssuerConfig) err
 	case "jwks_url", "jwks_file", "audience", "algorithms", "token_type":
 		return h.unmarshalIssuerOption(d, top, true)
 	case "leeway":
-		return parseDurationArg(d, &h.Leeway, 0)
+		var leeway caddy.Duration
+		if err := parseDurationArg(d, &leeway, 0); err != nil {
+			return err
+		}
+		h.Leeway = &leeway
+		return nil
 	case "max_lifetime":
 		return parseDurationArg(d, &h.MaxLifetime, 0)
 	case "refresh_interval":

@@ -68,7 +68,7 @@ func TestUnmarshalCaddyfileFullGrammar(t *testing.T) {
 		Audience:    []string{"api", "other"},
 		Algorithms:  []string{"ES256", "EdDSA"},
 		TokenType:   []string{"JWT"},
-		Leeway:      caddy.Duration(5 * time.Second),
+		Leeway:      new(caddy.Duration(5 * time.Second)),
 		MaxLifetime: caddy.Duration(time.Hour),
 		Sources: []TokenSource{
 			{Header: "Authorization", Scheme: "Bearer"}, {Header: "X-Token"}, {Query: "access_token"}, {Cookie: "jwt"},

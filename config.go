@@ -58,8 +58,9 @@ type Config struct {
 	Algorithms []string `json:"algorithms,omitempty"`
 	// TokenType lists accepted JOSE typ values (default for issuers); default any.
 	TokenType []string `json:"token_type,omitempty"`
-	// Leeway is the clock skew allowed for exp, nbf and iat; default 30s.
-	Leeway caddy.Duration `json:"leeway,omitempty"`
+	// Leeway is the clock skew allowed for exp, nbf and iat; absent: 30s;
+	// 0 allows none.
+	Leeway *caddy.Duration `json:"leeway,omitempty"`
 	// MaxLifetime rejects tokens living longer than this (exp-iat, or exp-now without iat).
 	MaxLifetime caddy.Duration `json:"max_lifetime,omitempty"`
 	// Sources of the credential; default the Authorization header, Bearer scheme.
@@ -95,6 +96,14 @@ func durationOr(d caddy.Duration, def time.Duration) time.Duration {
 		return def
 	}
 	return time.Duration(d)
+}
+
+// leeway is Leeway with its default applied: absent means 30s, 0 means none.
+func (c *Config) leeway() time.Duration {
+	if c.Leeway == nil {
+		return defaultLeeway
+	}
+	return time.Duration(*c.Leeway)
 }
 
 func (c *Config) sources() []TokenSource {
@@ -161,7 +170,7 @@ func (c *Config) validate() error {
 		value caddy.Duration
 		floor time.Duration
 	}{
-		{"leeway", c.Leeway, 0}, {"max_lifetime", c.MaxLifetime, 0},
+		{"leeway", caddy.Duration(c.leeway()), 0}, {"max_lifetime", c.MaxLifetime, 0},
 		{"refresh_interval", c.RefreshInterval, minIntervalFloor},
 		{"min_refresh_interval", c.MinRefreshInterval, minIntervalFloor},
 		{"fetch_timeout", c.FetchTimeout, 0}, {"max_stale", c.MaxStale, 0},
@@ -295,33 +304,29 @@ func newAuthenticator(ctx caddy.Context, cfg *Config) (*authenticator, error) {
 	if len(cfg.Audience) == 0 && slices.ContainsFunc(cfg.Issuers, func(ic IssuerConfig) bool { return len(ic.Audience) == 0 }) {
 		a.logger.Warn("no audience configured: tokens issued for any audience of this issuer are accepted")
 	}
-	policies := make([]*IssuerPolicy, 0, len(cfg.Issuers))
 	storage := contextStorage(ctx)
-	for _, ic := range cfg.Issuers {
+	verifier, err := newVerifier(cfg, func(ic IssuerConfig) (keySource, error) {
 		f, err := a.acquire(cfg.sourceConfigFor(ic), storage)
 		if err != nil {
-			_ = a.release()
-			return nil, fmt.Errorf("jwt_auth: issuer %q: %w", ic.Issuer, err)
+			return nil, err
 		}
-		aud, algs, types := cfg.effective(ic)
-		policies = append(policies, &IssuerPolicy{Issuer: ic.Issuer, Algorithms: algs, Audience: aud, TokenTypes: types, Keys: f})
+		return f, nil
+	})
+	if err != nil {
+		_ = a.release()
+		return nil, fmt.Errorf("jwt_auth: %w", err)
 	}
-	leeway := durationOr(cfg.Leeway, defaultLeeway)
 	cacheSize := defaultCacheSize
 	if cfg.CacheSize != nil {
 		cacheSize = *cfg.CacheSize
 	}
-	cache, err := newTokenCache(cacheSize, leeway)
+	cache, err := newTokenCache(cacheSize, cfg.leeway())
 	if err != nil {
 		_ = a.release()
 		return nil, fmt.Errorf("jwt_auth: token cache: %w", err)
 	}
 	a.cache = cache
-	a.verifier = NewVerifier(policies, VerifierOptions{
-		Leeway:      leeway,
-		MaxLifetime: time.Duration(cfg.MaxLifetime),
-		Require:     cfg.Require,
-	})
+	a.verifier = verifier
 	return a, nil
 }
 

@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,9 +21,10 @@ import (
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
 )
 
-// This file holds the verifier's unit tests (SPEC "Verification" steps 2–5)
-// and the fixtures the other verifier-level test files share: real keys
-// generated once per test binary, a static KeySource and token helpers.
+// This file holds the verifier's unit tests (decode, issuer, key, signature
+// and claim checks, docs/design.md "Verification order") and the fixtures
+// the other verifier-level test files share: real keys generated once per
+// test binary, a static keySource and token helpers.
 
 const testIssuer = "https://issuer.example"
 
@@ -120,18 +123,22 @@ func isKey(k *Key, want *jwttest.Key) bool {
 	return k.ID == want.Kid && samePublicKey(k.Public, want.Public())
 }
 
-// staticKeySource is a KeySource with a fixed set. RefreshForUnknownKey
+// staticKeySource is a keySource with a fixed set. RefreshForUnknownKid
 // returns the same set (or `after`, when set, to model a fetch that found a
-// rotated key) and counts its calls so tests can see the unknown-kid path.
+// rotated key) and counts its calls so tests can see the unknown-kid path;
+// KeysWanted calls are counted too.
 type staticKeySource struct {
 	set       *KeySet
 	after     *KeySet
 	refreshes atomic.Int32
+	wanted    atomic.Int32
 }
 
 func (s *staticKeySource) KeySet() *KeySet { return s.set }
 
-func (s *staticKeySource) RefreshForUnknownKey(context.Context, string) *KeySet {
+func (s *staticKeySource) KeysWanted() { s.wanted.Add(1) }
+
+func (s *staticKeySource) RefreshForUnknownKid(context.Context) *KeySet {
 	s.refreshes.Add(1)
 	if s.after != nil {
 		return s.after
@@ -168,8 +175,7 @@ func testPolicy(set *KeySet, algs ...string) (*IssuerPolicy, *staticKeySource) {
 	return &IssuerPolicy{Issuer: testIssuer, Algorithms: algs, Keys: src}, src
 }
 
-// testVerifier builds a verifier at testNow with a 30 s leeway, the SPEC
-// default, so boundary tests read as "now ± leeway".
+// testVerifier builds a verifier at testNow with the options given.
 func testVerifier(opts VerifierOptions, policies ...*IssuerPolicy) *Verifier {
 	if opts.Now == nil {
 		opts.Now = func() time.Time { return testNow }
@@ -283,7 +289,7 @@ func TestVerifyEveryAlgorithm(t *testing.T) {
 
 			t.Run("valid token is accepted with its key", func(t *testing.T) {
 				res := wantReason(t, v, jwttest.Sign(t, key, nil, testClaims(nil)), "")
-				if res.Key.ID != key.Kid || res.Token.Alg != alg || res.Issuer != policy {
+				if res.Key.ID != key.Kid || res.Token.Alg != alg || res.Issuer.Issuer != policy.Issuer || res.Issuer.Keys != policy.Keys {
 					t.Fatalf("result: key %q alg %q issuer %v", res.Key.ID, res.Token.Alg, res.Issuer.Issuer)
 				}
 				if want := testNow.Add(5 * time.Minute); !res.Expiry.Equal(want) {
@@ -324,7 +330,7 @@ func TestVerifyEveryAlgorithm(t *testing.T) {
 }
 
 // TestVerifyHMACNeedsAllowHMAC: the same oct JWKS loaded remote-style keeps
-// no key, so HS* can only ever work from a jwks_file (SPEC step 3).
+// no key, so HS* can only ever work from a jwks_file (README "Keys").
 func TestVerifyHMACNeedsAllowHMAC(t *testing.T) {
 	key := fixtureKey(t, "HS256", "hs", 0)
 	if _, _, err := ParseKeySet(jwttest.JWKS(key), LoadOptions{}); err == nil {
@@ -340,11 +346,15 @@ type verifyCase struct {
 	noKeys  bool                  // the source has no set at all
 	after   *KeySet               // what an unknown-kid refresh finds
 	policy  func(p *IssuerPolicy) // adjust the issuer policy
-	opts    VerifierOptions       // Now and Leeway are filled in when zero
+	opts    VerifierOptions       // Now is filled in; Leeway too, unless noLeeway
 	token   func(t *testing.T) string
 	want    Reason
 	wantKey *jwttest.Key // for accepted tokens: the key that must have been used
-	refresh *int32       // expected RefreshForUnknownKey calls; nil: not checked
+	refresh *int32       // expected RefreshForUnknownKid calls; nil: not checked
+
+	noLeeway bool   // keep opts.Leeway 0 instead of testLeeway
+	step     string // for rejections: the trace step that must fail; "": not checked
+	detail   string // for rejections: text the rejection's detail must contain
 }
 
 // calls is a verifyCase.refresh value.
@@ -367,11 +377,12 @@ func runVerifyCases(t *testing.T, defaultSet *KeySet, cases []verifyCase) {
 				tc.policy(policy)
 			}
 			opts := tc.opts
-			if opts.Leeway == 0 {
+			if opts.Leeway == 0 && !tc.noLeeway {
 				opts.Leeway = testLeeway
 			}
 			v := testVerifier(opts, policy)
-			res := wantReason(t, v, tc.token(t), tc.want)
+			token := tc.token(t)
+			res := wantReason(t, v, token, tc.want)
 			if tc.wantKey != nil {
 				if !isKey(res.Key, tc.wantKey) {
 					t.Fatalf("verified with key %q (%T), want %q (%T)", res.Key.ID, res.Key.Public, tc.wantKey.Kid, tc.wantKey.Public())
@@ -379,14 +390,52 @@ func runVerifyCases(t *testing.T, defaultSet *KeySet, cases []verifyCase) {
 			}
 			if tc.refresh != nil {
 				if got := src.refreshes.Load(); got != *tc.refresh {
-					t.Fatalf("RefreshForUnknownKey called %d times, want %d", got, *tc.refresh)
+					t.Fatalf("RefreshForUnknownKid called %d times, want %d", got, *tc.refresh)
 				}
 			}
+			checkTrace(t, v, token, tc)
 		})
 	}
 }
 
-// TestVerifyDecodeRules covers SPEC step 2 through the verifier.
+// checkTrace runs the same verification again with a trace: the verdict
+// must be the same, every step but a failing last one must have passed, and
+// the failing step must carry the rejection's own detail.
+func checkTrace(t *testing.T, v *Verifier, token string, tc verifyCase) {
+	t.Helper()
+	tr := new(trace)
+	_, err := v.verify(context.Background(), token, tr)
+	if got := ReasonOf(err); got != tc.want {
+		t.Fatalf("traced verification: reason %q, untraced %q", got, tc.want)
+	}
+	if len(tr.steps) == 0 {
+		t.Fatal("the trace is empty")
+	}
+	for _, s := range tr.steps[:len(tr.steps)-1] {
+		if !s.OK {
+			t.Fatalf("step %s failed but verification went on: %+v", s.Name, tr.steps)
+		}
+	}
+	last := tr.steps[len(tr.steps)-1]
+	if err == nil {
+		if !last.OK {
+			t.Fatalf("accepted, but the last step failed: %+v", last)
+		}
+		return
+	}
+	rej := err.(*Rejection)
+	if last.OK || last.Detail != rej.Detail {
+		t.Fatalf("last step %+v, want a failure with the rejection's detail %q", last, rej.Detail)
+	}
+	if tc.step != "" && last.Name != tc.step {
+		t.Fatalf("failing step %q, want %q (%s)", last.Name, tc.step, last.Detail)
+	}
+	if !strings.Contains(rej.Detail, tc.detail) {
+		t.Fatalf("detail %q lacks %q", rej.Detail, tc.detail)
+	}
+}
+
+// TestVerifyDecodeRules covers the strict decoding through the verifier.
 func TestVerifyDecodeRules(t *testing.T) {
 	key := fixtureKey(t, "ES256", "k1", 0)
 	set := loadTestSet(t, LoadOptions{}, key)
@@ -432,7 +481,7 @@ func TestVerifyDecodeRules(t *testing.T) {
 	runVerifyCases(t, set, cases)
 }
 
-// TestVerifyKeySelection covers SPEC step 3.
+// TestVerifyKeySelection covers issuer, alg policy and key selection.
 func TestVerifyKeySelection(t *testing.T) {
 	es := fixtureKey(t, "ES256", "k-es", 0)
 	rs := fixtureKey(t, "RS256", "k-rs", 0)
@@ -519,7 +568,7 @@ func TestVerifyKeySelection(t *testing.T) {
 	runVerifyCases(t, set, cases)
 }
 
-// TestVerifyClaimRules covers SPEC step 5 at its boundaries.
+// TestVerifyClaimRules covers the claim checks at their boundaries.
 func TestVerifyClaimRules(t *testing.T) {
 	key := fixtureKey(t, "ES256", "k1", 0)
 	set := loadTestSet(t, LoadOptions{}, key)
@@ -567,8 +616,11 @@ func TestVerifyClaimRules(t *testing.T) {
 		{name: "iat one second after now+leeway is not_yet_valid", token: claims(map[string]any{"iat": now + leeway + 1}), want: ReasonNotYetValid},
 		{name: "iat absent is accepted", token: claims(map[string]any{"iat": nil})},
 		{name: "iat negative is malformed", token: claims(map[string]any{"iat": -5}), want: ReasonMalformed},
-		{name: "zero leeway: nbf one second ahead is not_yet_valid", opts: VerifierOptions{Leeway: time.Nanosecond},
-			token: claims(map[string]any{"nbf": now + 1}), want: ReasonNotYetValid},
+		{name: "zero leeway: nbf one second ahead is not_yet_valid", noLeeway: true,
+			token: claims(map[string]any{"nbf": now + 1}), want: ReasonNotYetValid, step: "nbf"},
+		{name: "zero leeway: nbf now is accepted", noLeeway: true, token: claims(map[string]any{"nbf": now})},
+		{name: "zero leeway: exp now is expired", noLeeway: true, token: claims(map[string]any{"exp": now}), want: ReasonExpired, step: "exp"},
+		{name: "zero leeway: exp one second ahead is accepted", noLeeway: true, token: claims(map[string]any{"exp": now + 1})},
 
 		// max_lifetime: exp-iat, or exp-now without iat.
 		{name: "lifetime exactly max_lifetime is accepted", opts: life,
@@ -624,7 +676,7 @@ func TestVerifyClaimRules(t *testing.T) {
 	runVerifyCases(t, set, cases)
 }
 
-// TestVerifyRequireRules covers SPEC "require": scope/scp split on spaces,
+// TestVerifyRequireRules covers `require`: scope/scp split on spaces,
 // arrays element by element, dotted paths, scalars by rendered form.
 func TestVerifyRequireRules(t *testing.T) {
 	key := fixtureKey(t, "ES256", "k1", 0)
@@ -701,9 +753,33 @@ func TestVerifierIssuers(t *testing.T) {
 	wantReason(t, v, jwttest.Sign(t, keyA, nil, testClaims(map[string]any{"iss": "https://b.example", "aud": "b-api"})), ReasonBadSignature)
 	// B's audience rule does not leak into A.
 	wantReason(t, v, jwttest.Sign(t, keyA, nil, testClaims(map[string]any{"iss": "https://a.example", "aud": "zzz"})), "")
-	if got := len(v.Issuers()); got != 2 {
-		t.Fatalf("Issuers() has %d entries", got)
+}
+
+// TestNewVerifierOwnsItsPolicies: the verifier copies what it is given and
+// writes nothing back, so a caller changing its policy or rules afterwards
+// changes nothing, and the policy is never mutated by the verifier.
+func TestNewVerifierOwnsItsPolicies(t *testing.T) {
+	key := fixtureKey(t, "ES256", "k1", 0)
+	policy, _ := testPolicy(loadTestSet(t, LoadOptions{}, key), "ES256")
+	policy.Audience = []string{"api"}
+	policy.TokenTypes = []string{"Application/AT+JWT"}
+	rules := []ClaimRule{{Claim: "scope", Values: []string{"read"}}}
+	before := *policy
+	before.Algorithms = slices.Clone(policy.Algorithms)
+	before.Audience = slices.Clone(policy.Audience)
+	before.TokenTypes = slices.Clone(policy.TokenTypes)
+	v := testVerifier(VerifierOptions{Leeway: testLeeway, Require: rules}, policy)
+	if !reflect.DeepEqual(*policy, before) {
+		t.Fatalf("NewVerifier changed its input policy: %+v, was %+v", *policy, before)
 	}
+	good := jwttest.Sign(t, key, map[string]any{"typ": "at+jwt"}, testClaims(map[string]any{"aud": "api", "scope": "read"}))
+	wantReason(t, v, good, "")
+
+	policy.Algorithms[0] = "RS256"
+	policy.Audience[0] = "other"
+	policy.TokenTypes[0] = "JWT"
+	rules[0].Values[0] = "write"
+	wantReason(t, v, good, "")
 }
 
 // TestVerifyRejectionsCarryReasons: every rejection is a *Rejection whose
