@@ -290,9 +290,9 @@ func selectKey(ctx context.Context, t *JWS, issuer *issuerState, tr *trace) (*Ke
 // from Select's verdict (Select returned nil for this set). It runs on
 // rejections only.
 func explainMiss(set *KeySet, kid, alg string, newSet bool) string {
-	refresh := "after a refresh that found no newer set"
+	refresh := "unknown-kid refresh: no newer set"
 	if newSet {
-		refresh = "after a refresh"
+		refresh = "unknown-kid refresh: checked the newer set"
 	}
 	if set == nil {
 		return fmt.Sprintf("the issuer has no key set (%s)", refresh)

@@ -541,10 +541,10 @@ func TestVerifyKeySelection(t *testing.T) {
 			step: "alg", detail: "alg RS256 is not allowed for this issuer (allowed: ES256)"},
 		{name: "unknown kid is unknown_kid after one refresh", token: signWith(fixtureKey(t, "ES256", "k-missing", 0), nil),
 			want: ReasonUnknownKid, refresh: calls(1), step: "key",
-			detail: `no key with kid "k-missing" in the set (after a refresh that found no newer set); the set has kids ["k-es" "k-rs"]`},
+			detail: `no key with kid "k-missing" in the set (unknown-kid refresh: no newer set); the set has kids ["k-es" "k-rs"]`},
 		{name: "unknown kid still missing from a refreshed set", after: afterRotation, token: signWith(fixtureKey(t, "ES256", "k-gone", 0), nil),
 			want: ReasonUnknownKid, refresh: calls(1), step: "key",
-			detail: `no key with kid "k-gone" in the set (after a refresh); the set has kids ["k-es" "k-rs" "k-new"]`},
+			detail: `no key with kid "k-gone" in the set (unknown-kid refresh: checked the newer set); the set has kids ["k-es" "k-rs" "k-new"]`},
 		{name: "unknown kid found by the refresh is accepted", after: afterRotation, token: signWith(rotated, nil),
 			wantKey: rotated, refresh: calls(1)},
 		{name: "known kid never triggers a refresh", token: signWith(es, nil), wantKey: es, refresh: calls(0)},
@@ -552,7 +552,7 @@ func TestVerifyKeySelection(t *testing.T) {
 			token: signWith(fixtureKey(t, "ES256", "whatever", 0), nil), wantKey: kidless},
 		{name: "a kid-less key among others does not serve an unknown kid", set: kidlessPlusOther,
 			token: signWith(fixtureKey(t, "ES256", "whatever", 0), nil), want: ReasonUnknownKid, refresh: calls(1),
-			detail: `no key with kid "whatever" in the set (after a refresh that found no newer set); the set has kids ["" "k-rs"]`},
+			detail: `no key with kid "whatever" in the set (unknown-kid refresh: no newer set); the set has kids ["" "k-rs"]`},
 		{name: "the set's only key without kid but of another type is unknown_kid", set: kidlessSet,
 			token: signWith(fixtureKey(t, "RS256", "whatever", 0), nil), want: ReasonUnknownKid, refresh: calls(1),
 			detail: `no key with kid "whatever" in the set; its only key has no kid and is an EC P-256 key (alg ES256), which cannot verify RS256`},
@@ -577,7 +577,7 @@ func TestVerifyKeySelection(t *testing.T) {
 		{name: "EC key does not serve an RSA alg under its kid", token: func(t *testing.T) string {
 			return jwttest.Sign(t, rs, map[string]any{"kid": "k-es"}, testClaims(nil))
 		}, want: ReasonUnknownKid, step: "key",
-			detail: `kid "k-es" is in the key set but is an EC P-256 key (alg ES256), which cannot verify RS256 (after a refresh that found no newer set)`},
+			detail: `kid "k-es" is in the key set but is an EC P-256 key (alg ES256), which cannot verify RS256 (unknown-kid refresh: no newer set)`},
 		{name: "same kid on two keys, neither fitting, names both", set: sameKidECFirst, token: func(t *testing.T) string {
 			return jwttest.Sign(t, es, map[string]any{"alg": "ES384", "kid": "shared"}, testClaims(nil))
 		}, want: ReasonUnknownKid,
