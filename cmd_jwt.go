@@ -39,10 +39,11 @@ Troubleshooting for the jwt_auth handler.
 "decode" prints a token's header and claims with its times in UTC and
 relative to now. Nothing is verified: the output is labelled UNVERIFIED.
 
-"verify" runs the handler's own verifier and prints each step (decode,
-issuer, alg policy, key lookup, signature, each claim check with its clock
-arithmetic) as pass or fail, ending with the reason code that jwt_auth would
-answer with. Settings come from flags, or with --config from the only
+"verify" runs the handler's own verifier and prints each step it ran
+(size, decode, issuer, alg, key, signature, claim types, exp, nbf, iat,
+max_lifetime, aud, typ, cnf, each require rule) as pass or fail with the
+values behind it, ending with the reason code that jwt_auth would answer
+with. Settings come from flags, or with --config from the only
 jwt_auth handler of a Caddyfile. Without --jwks-url or --jwks-file the keys
 are found through OpenID Connect discovery from the issuer.
 

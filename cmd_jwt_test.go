@@ -166,15 +166,26 @@ func TestCLIVerifyLeeway(t *testing.T) {
 		{"zero", []string{"--leeway", "0"}, 1, "leeway 0s)"},
 		{"default", nil, 0, "leeway 30s)"},
 		{"explicit", []string{"--leeway", "10s"}, 0, "leeway 10s)"},
+		{"zero in a Caddyfile", []string{"--config", leewayZeroCaddyfile(t, f)}, 1, "leeway 0s)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			args := append([]string{"verify", "--issuer", f.issuer, "--jwks-file", f.jwksFile, justExpired}, c.args...)
+			args := append([]string{"verify", justExpired}, c.args...)
+			if c.args == nil || c.args[0] != "--config" {
+				args = append(args, "--issuer", f.issuer, "--jwks-file", f.jwksFile)
+			}
 			code, out, errOut := cliRun(t, "", args...)
 			if code != c.code || !strings.Contains(out, c.want) {
 				t.Fatalf("exit %d, want %d with %q\n%s%s", code, c.code, c.want, out, errOut)
 			}
 		})
 	}
+}
+
+func leewayZeroCaddyfile(t *testing.T, f *cliFixture) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "Caddyfile")
+	writeFile(t, path, "http://localhost:8080 {\n\tjwt_auth {\n\t\tissuer "+f.issuer+"\n\t\tjwks_file "+f.jwksFile+"\n\t\tleeway 0\n\t}\n\trespond ok\n}\n")
+	return path
 }
 
 // TestCLIVerifyUnknownKidSaysWhy: a kid that is in the set but on a key that

@@ -18,9 +18,10 @@ import (
 // and the unknown_kid detail, as a client and an operator see them. Like
 // every caddytest test, none of these may run in parallel.
 
-// verifierE2E is one Caddy with debug logging to a file and two policies
-// over the fixture's issuer, both proxying to a counting upstream: "/aud/"
-// with an audience, every other path without one.
+// verifierE2E is one Caddy with debug logging to a file and three policies
+// over the fixture's issuer, all proxying to a counting upstream: "/aud/"
+// with an audience, "/strict/" with leeway 0, every other path with the
+// defaults.
 type verifierE2E struct {
 	tc      *caddytest.Tester
 	f       *e2eFixture
@@ -57,7 +58,7 @@ func startVerifierE2E(t *testing.T) *verifierE2E {
 }
 %s {%s%s
 }
-`, e.logFile, siteURL, route("/aud/*", "\t\t\taudience api"), route("", "")), "caddyfile")
+`, e.logFile, siteURL, route("/aud/*", "\t\t\taudience api")+route("/strict/*", "\t\t\tleeway 0"), route("", "")), "caddyfile")
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -186,4 +187,16 @@ func TestEndToEndUnknownKidDetail(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestEndToEndLeewayZero: "leeway 0" in a Caddyfile means no clock skew at
+// all, not the 30s default.
+func TestEndToEndLeewayZero(t *testing.T) {
+	e := startVerifierE2E(t)
+	justExpired := e.f.token(t, func(c map[string]any) {
+		c["iat"], c["exp"] = time.Now().Add(-time.Minute).Unix(), time.Now().Add(-5*time.Second).Unix()
+	})
+	e.wantUpstream(t, "/", justExpired)
+	e.wantRejected(t, "/strict/x", justExpired, ReasonExpired)
+	e.wantUpstream(t, "/strict/x", e.f.token(t, nil))
 }
