@@ -2,9 +2,90 @@ package jwtauth
 
 import (
 	"encoding/json"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
+
+// maxNumericDate is 9999-12-31T23:59:59Z: larger "exp" values are bugs or
+// attacks (1e30 overflows time arithmetic), never real tokens.
+const maxNumericDate = 253402300799
+
+// tokenTimes are a token's exp, nbf and iat, read once.
+type tokenTimes struct {
+	exp, nbf, iat          time.Time
+	hasExp, hasNbf, hasIat bool
+}
+
+// checkClaimTypes enforces the types of the registered claims (RFC 7519
+// §4.1) before any of them is used: exp, nbf and iat are NumericDates; sub
+// and jti, when present, are strings; aud is a string or an array of
+// strings, whether or not an audience is configured. A signed token with
+// "sub": ["admin"] is malformed, not the user "admin". It returns the times.
+func checkClaimTypes(claims map[string]any) (tokenTimes, error) {
+	var tt tokenTimes
+	var err error
+	if tt.exp, tt.hasExp, err = numericDate(claims, "exp"); err != nil {
+		return tt, err
+	}
+	if tt.nbf, tt.hasNbf, err = numericDate(claims, "nbf"); err != nil {
+		return tt, err
+	}
+	if tt.iat, tt.hasIat, err = numericDate(claims, "iat"); err != nil {
+		return tt, err
+	}
+	for _, name := range [...]string{"sub", "jti"} {
+		if v, ok := claims[name]; ok {
+			if _, isString := v.(string); !isString {
+				return tt, reject(ReasonMalformed, "%s is not a string", name)
+			}
+		}
+	}
+	return tt, checkAudienceType(claims)
+}
+
+// checkAudienceType: aud, when present, is a string or an array of strings
+// (RFC 7519 §4.1.3). JSON null is present and neither.
+func checkAudienceType(claims map[string]any) error {
+	aud, ok := claims["aud"]
+	if !ok {
+		return nil
+	}
+	switch a := aud.(type) {
+	case string:
+		return nil
+	case []any:
+		for _, e := range a {
+			if _, isString := e.(string); !isString {
+				return reject(ReasonMalformed, "aud array holds a non-string")
+			}
+		}
+		return nil
+	default:
+		return reject(ReasonMalformed, "aud is neither a string nor an array of strings")
+	}
+}
+
+// numericDate reads an RFC 7519 NumericDate: a JSON number in
+// [0, 253402300799], fractions allowed.
+func numericDate(claims map[string]any, name string) (time.Time, bool, error) {
+	raw, ok := claims[name]
+	if !ok {
+		return time.Time{}, false, nil
+	}
+	n, ok := raw.(json.Number)
+	if !ok {
+		return time.Time{}, false, reject(ReasonMalformed, "%s is not a number", name)
+	}
+	f, err := strconv.ParseFloat(string(n), 64)
+	if err != nil || math.IsNaN(f) || f < 0 || f > maxNumericDate {
+		return time.Time{}, false, reject(ReasonMalformed, "%s is not a date in [0, %d]", name, maxNumericDate)
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
+}
 
 // ClaimRule is one `require <claim> <value...>`: every value must be present
 // in the claim at the dotted path Claim.

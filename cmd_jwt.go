@@ -7,6 +7,8 @@ import (
 	goflag "flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -37,10 +39,11 @@ Troubleshooting for the jwt_auth handler.
 "decode" prints a token's header and claims with its times in UTC and
 relative to now. Nothing is verified: the output is labelled UNVERIFIED.
 
-"verify" runs the handler's own verifier and prints each step (decode,
-issuer, alg policy, key lookup, signature, each claim check with its clock
-arithmetic) as pass or fail, ending with the reason code that jwt_auth would
-answer with. Settings come from flags, or with --config from the only
+"verify" runs the handler's own verifier and prints each step it ran
+(size, decode, issuer, alg, key, signature, claim types, exp, nbf, iat,
+max_lifetime, aud, typ, cnf, each require rule) as pass or fail with the
+values behind it, ending with the reason code that jwt_auth would answer
+with. Settings come from flags, or with --config from the only
 jwt_auth handler of a Caddyfile. Without --jwks-url or --jwks-file the keys
 are found through OpenID Connect discovery from the issuer.
 
@@ -179,46 +182,6 @@ func printTimes(w io.Writer, claims map[string]any, now time.Time) {
 	}
 }
 
-// relativeTime words a claim's time against now: "expires in 4m",
-// "expired 1h ago", "issued 2h ago", "valid since 3m", "not valid for 5m".
-func relativeTime(claim string, at, now time.Time) string {
-	d := at.Sub(now)
-	future := d > 0
-	span := humanDuration(d.Abs())
-	switch {
-	case claim == "exp" && future:
-		return "expires in " + span
-	case claim == "exp":
-		return "expired " + span + " ago"
-	case claim == "nbf" && future:
-		return "not valid for another " + span
-	case claim == "nbf":
-		return "valid since " + span + " ago"
-	case future:
-		return "issued " + span + " in the future"
-	default:
-		return "issued " + span + " ago"
-	}
-}
-
-// humanDuration rounds d to its two largest units: 45s, 4m, 1h5m, 3d2h.
-func humanDuration(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d/time.Second))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d/time.Minute))
-	case d < 48*time.Hour:
-		h, m := int(d/time.Hour), int(d%time.Hour/time.Minute)
-		if m == 0 {
-			return fmt.Sprintf("%dh", h)
-		}
-		return fmt.Sprintf("%dh%dm", h, m)
-	default:
-		return fmt.Sprintf("%dd%dh", int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour))
-	}
-}
-
 // verifyFlags are the settings of `caddy jwt verify`.
 type verifyFlags struct {
 	issuer, jwksURL, jwksFile, config string
@@ -259,12 +222,12 @@ func (vf *verifyFlags) configFrom(fs *goflag.FlagSet) (*Config, error) {
 	if vf.issuer == "" {
 		return nil, errors.New("--issuer (or --config) is required")
 	}
+	leeway := caddy.Duration(vf.leeway)
 	cfg := &Config{
 		Issuers:  []IssuerConfig{{Issuer: vf.issuer, JWKSURL: vf.jwksURL, JWKSFile: vf.jwksFile}},
 		Audience: vf.audience,
+		Leeway:   &leeway,
 	}
-	leeway := caddy.Duration(vf.leeway)
-	cfg.Leeway = &leeway
 	return cfg, cfg.validate()
 }
 
@@ -353,15 +316,42 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*durationOr(cfg.FetchTimeout, defaultFetchTimeout))
 	defer cancel()
-	now := time.Now()
-	v, notes := cliVerifier(ctx, cfg, newCLILogger(stderr), now)
-	for _, n := range notes {
-		fmt.Fprintln(stdout, n)
+	logger := newCLILogger(stderr)
+	v, err := newVerifier(cfg, func(ic IssuerConfig) (keySource, error) {
+		set, from, err := loadKeysOnce(ctx, cfg.sourceConfigFor(ic), logger)
+		if err != nil {
+			// Not fatal: the verifier answers keys_unavailable, as the
+			// handler would while it has no set.
+			fmt.Fprintf(stdout, "keys for %q: could not load from %s: %v\n", ic.Issuer, from, err)
+		} else {
+			fmt.Fprintf(stdout, "keys for %q: %d from %s\n", ic.Issuer, len(set.Keys), from)
+		}
+		return staticKeys{set}, nil
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "caddy jwt verify:", err)
+		return exitUsage
 	}
 	if cfg.Resource != nil {
 		fmt.Fprintf(stdout, "resource %q, metadata at %s\n", cfg.Resource.Resource, cfg.Resource.metadataURL())
 	}
-	return explainVerify(ctx, stdout, v, cfg, tok, now)
+	tr := new(trace)
+	if err := checkSize(tok, cfg.maxTokenSize(), tr); err != nil {
+		return report(stdout, tr, err)
+	}
+	_, err = v.verify(ctx, tok, tr)
+	return report(stdout, tr, err)
+}
+
+// checkSize runs the handler's own extraction on the token as a Bearer
+// credential, for its max_token_size rule (too_large comes before decoding).
+func checkSize(tok string, maxSize int, tr *trace) error {
+	r := &http.Request{Header: http.Header{"Authorization": {"Bearer " + tok}}, URL: &url.URL{}}
+	if _, err := extractToken(r, defaultSources, maxSize); err != nil {
+		return tr.fail("size", err)
+	}
+	tr.pass("size", "%d bytes, max_token_size %d", len(tok), maxSize)
+	return nil
 }
 
 // newCLILogger shows the key loader's warnings (skipped keys, failed
@@ -372,38 +362,14 @@ func newCLILogger(w io.Writer) *zap.Logger {
 	return zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), zap.WarnLevel))
 }
 
-// staticKeys is a KeySource over a set loaded once: the CLI has no
-// background refresh, so an unknown kid is final.
+// staticKeys is a keySource over a set loaded once: the CLI has no
+// background loader, so an unknown kid is final.
 type staticKeys struct{ set *KeySet }
 
-func (s staticKeys) KeySet() *KeySet                                      { return s.set }
-func (s staticKeys) RefreshForUnknownKey(context.Context, string) *KeySet { return s.set }
-func (s staticKeys) RetryAfter() time.Duration                            { return 0 }
-
-// cliVerifier builds the same Verifier as the handler (newAuthenticator),
-// over keys loaded once by the fetcher's own code (same URL rules, caps,
-// discovery and parsing) instead of a background loop. It returns a note
-// per issuer saying where its keys came from.
-func cliVerifier(ctx context.Context, cfg *Config, logger *zap.Logger, now time.Time) (*Verifier, []string) {
-	var notes []string
-	policies := make([]*IssuerPolicy, 0, len(cfg.Issuers))
-	for _, ic := range cfg.Issuers {
-		set, from, err := loadKeysOnce(ctx, cfg.sourceConfigFor(ic), logger)
-		if err != nil {
-			notes = append(notes, fmt.Sprintf("keys for %q: could not load from %s: %v", ic.Issuer, from, err))
-		} else {
-			notes = append(notes, fmt.Sprintf("keys for %q: %d from %s", ic.Issuer, len(set.Keys), from))
-		}
-		aud, algs, types := cfg.effective(ic)
-		policies = append(policies, &IssuerPolicy{Issuer: ic.Issuer, Algorithms: algs, Audience: aud, TokenTypes: types, Keys: staticKeys{set}})
-	}
-	return NewVerifier(policies, VerifierOptions{
-		Leeway:      cfg.leeway(),
-		MaxLifetime: time.Duration(cfg.MaxLifetime),
-		Require:     cfg.Require,
-		Now:         func() time.Time { return now },
-	}), notes
-}
+func (s staticKeys) KeySet() *KeySet                              { return s.set }
+func (s staticKeys) KeysWanted()                                  {}
+func (s staticKeys) RefreshForUnknownKid(context.Context) *KeySet { return s.set }
+func (s staticKeys) RetryAfter() time.Duration                    { return 0 }
 
 // loadKeysOnce reads a key source one time with a fetcher that never starts
 // its loop. It returns the set and where it came from.
@@ -426,220 +392,16 @@ func loadKeysOnce(ctx context.Context, sc sourceConfig, logger *zap.Logger) (*Ke
 	return f.KeySet(), redactURL(from), err
 }
 
-// stepWriter prints one pass/fail line per verification step.
-type stepWriter struct{ w io.Writer }
-
-func (s stepWriter) line(status, step, format string, args ...any) {
-	fmt.Fprintf(s.w, "  %-4s  %-13s %s\n", status, step, fmt.Sprintf(format, args...))
-}
-
-// explainVerify runs the verifier's exported steps in the order Verify runs
-// them, printing each, and returns the exit code.
-func explainVerify(ctx context.Context, w io.Writer, v *Verifier, cfg *Config, token string, now time.Time) int {
-	out := stepWriter{w}
-	fmt.Fprintf(w, "verifying at %s (leeway %s)\n", utc(now), v.leeway)
-	if len(token) > cfg.maxTokenSize() {
-		err := reject(ReasonTooLarge, "%d bytes is over max_token_size %d", len(token), cfg.maxTokenSize())
-		out.line("FAIL", "size", "%s", detailOf(err))
-		return finish(w, err)
-	}
-	out.line("pass", "size", "%d bytes ≤ max_token_size %d", len(token), cfg.maxTokenSize())
-	t, err := DecodeCompact(token)
-	if err != nil {
-		out.line("FAIL", "decode", "%s", detailOf(err))
-		return finish(w, err)
-	}
-	out.line("pass", "decode", "alg %s, kid %.128q, typ %.64q, iss %.128q", t.Alg, t.Kid, t.Typ, t.Issuer)
-	issuer, key, err := v.SelectKey(ctx, t)
-	explainSelectKey(out, v, t, issuer, key, err)
-	if err != nil {
-		return finish(w, err)
-	}
-	if !VerifySignature(t.Alg, key.Public, t.signingInput, t.signature) {
-		err := reject(ReasonBadSignature, "signature does not verify with key %.64q", key.ID)
-		out.line("FAIL", "signature", "%s", detailOf(err))
-		return finish(w, err)
-	}
-	out.line("pass", "signature", "%s signature verifies with key %.128q", t.Alg, key.ID)
-	_, err = v.CheckClaims(t, issuer)
-	explainClaims(out, v, t, issuer, err, now)
-	return finish(w, err)
-}
-
-// explainSelectKey splits SelectKey's one result into its three checks:
-// its rejection's reason says which of them failed.
-func explainSelectKey(out stepWriter, v *Verifier, t *JWS, issuer *IssuerPolicy, key *Key, err error) {
-	reason := ReasonOf(err)
-	if reason == ReasonWrongIssuer {
-		out.line("FAIL", "issuer", "iss %.128q is not one of %q", t.Issuer, issuerNames(v))
-		return
-	}
-	out.line("pass", "issuer", "iss %.128q is configured", t.Issuer)
-	if reason == ReasonForbiddenAlg {
-		out.line("FAIL", "alg-policy", "%s is not in %v", t.Alg, issuer.Algorithms)
-		return
-	}
-	out.line("pass", "alg-policy", "%s is in %v", t.Alg, issuer.Algorithms)
-	set := issuer.Keys.KeySet()
-	switch {
-	case reason == ReasonKeysUnavailable:
-		out.line("FAIL", "key-lookup", "no usable key set for this issuer")
-	case err != nil:
-		out.line("FAIL", "key-lookup", "no %s key with kid %.128q; the set has kids %q", t.Alg, t.Kid, set.Kids())
-	default:
-		out.line("pass", "key-lookup", "kid %.128q found among %q", key.ID, set.Kids())
-	}
-}
-
-func issuerNames(v *Verifier) []string {
-	var names []string
-	for _, p := range v.Issuers() {
-		names = append(names, p.Issuer)
-	}
-	return names
-}
-
-// claimSteps are the checks of CheckClaims, in its order.
-var claimSteps = []string{"exp", "nbf", "iat", "max_lifetime", "aud", "typ", "cnf", "require"}
-
-// failedClaimStep names the claim check a CheckClaims rejection came from.
-func failedClaimStep(err error) string {
-	if err == nil {
-		return ""
-	}
-	rej, _ := asRejection(err)
-	detail := ""
-	if rej != nil {
-		detail = rej.Detail
-	}
-	switch ReasonOf(err) {
-	case ReasonExpired:
-		return "exp"
-	case ReasonNotYetValid:
-		if strings.HasPrefix(detail, "nbf") {
-			return "nbf"
+// report prints the trace, one pass/FAIL line per step the verifier ran,
+// then the verdict, and returns the exit code.
+func report(w io.Writer, tr *trace, err error) int {
+	for _, step := range tr.steps {
+		status := "pass"
+		if !step.OK {
+			status = "FAIL"
 		}
-		return "iat"
-	case ReasonTooOld:
-		return "max_lifetime"
-	case ReasonWrongAudience:
-		return "aud"
-	case ReasonWrongType:
-		return "typ"
-	case ReasonBoundToken:
-		return "cnf"
-	case ReasonClaimMismatch:
-		return "require"
+		fmt.Fprintf(w, "  %-4s  %-13s %s\n", status, step.Name, step.Detail)
 	}
-	for _, name := range []string{"nbf", "iat", "aud"} { // malformed
-		if strings.HasPrefix(detail, name) {
-			return name
-		}
-	}
-	return "exp"
-}
-
-// explainClaims prints each claim check of CheckClaims with the values and
-// clock arithmetic behind it. The verdicts are CheckClaims' own: checks
-// before the failing one passed, the ones after it were not reached.
-func explainClaims(out stepWriter, v *Verifier, t *JWS, issuer *IssuerPolicy, err error, now time.Time) {
-	failed := failedClaimStep(err)
-	reached := true
-	// A malformed date fails while all dates are read, before any check.
-	timesOnly := ReasonOf(err) == ReasonMalformed && failed != "aud"
-	for _, step := range claimSteps {
-		switch {
-		case step == failed && !timesOnly && isTimeStep(step):
-			out.line("FAIL", step, "%s", describeTimeCheck(step, false, v, t, now))
-			reached = false
-		case step == failed:
-			out.line("FAIL", step, "%s", detailOf(err))
-			reached = false
-		case !reached || (timesOnly && isTimeStep(step)):
-			out.line("skip", step, "not reached")
-		default:
-			out.line("pass", step, "%s", describeClaimCheck(step, v, t, issuer, now))
-		}
-	}
-}
-
-// describeClaimCheck words a passed claim check for the step listing.
-func describeClaimCheck(step string, v *Verifier, t *JWS, issuer *IssuerPolicy, now time.Time) string {
-	dates, _ := readTimes(t.Claims) // CheckClaims got past this step, so they parsed
-	switch step {
-	case "exp", "nbf", "iat":
-		return describeTimeCheck(step, true, v, t, now)
-	case "max_lifetime":
-		if v.maxLifetime <= 0 {
-			return "no max_lifetime configured"
-		}
-		start, from := now, "now"
-		if dates.hasIat {
-			start, from = dates.iat, "iat"
-		}
-		return fmt.Sprintf("exp − %s = %s ≤ %s", from, dates.exp.Sub(start), v.maxLifetime)
-	case "aud":
-		if len(issuer.Audience) == 0 {
-			return "no audience configured: any aud is accepted"
-		}
-		return fmt.Sprintf("aud %s contains one of %q", indentCompact(t.Claims["aud"]), issuer.Audience)
-	case "typ":
-		if len(issuer.TokenTypes) == 0 {
-			return "no token_type configured: any typ is accepted"
-		}
-		return fmt.Sprintf("typ %.64q is one of %q", t.Typ, issuer.TokenTypes)
-	case "cnf":
-		return "no cnf claim: the token is not bound to a key"
-	default:
-		if len(v.require) == 0 {
-			return "no require rules"
-		}
-		return fmt.Sprintf("%d require rule(s) satisfied", len(v.require))
-	}
-}
-
-func isTimeStep(step string) bool { return step == "exp" || step == "nbf" || step == "iat" }
-
-// describeTimeCheck shows the clock arithmetic of an exp, nbf or iat check:
-// exp must be after now − leeway; nbf and iat must not be after now + leeway.
-func describeTimeCheck(step string, ok bool, v *Verifier, t *JWS, now time.Time) string {
-	at, present, err := numericDate(t.Claims, step)
-	switch {
-	case err != nil:
-		return detailOf(err)
-	case !present && step == "exp":
-		return "exp is required"
-	case !present:
-		return "absent"
-	}
-	// exp passes when after now − leeway; nbf and iat when not after now + leeway.
-	verb, bound := "is after", "now − leeway = "+utc(now.Add(-v.leeway))
-	if step != "exp" {
-		bound = "now + leeway = " + utc(now.Add(v.leeway))
-	}
-	if (step == "exp") != ok {
-		verb = "is not after"
-	}
-	return fmt.Sprintf("%s %s (%s) %s %s", step, utc(at), relativeTime(step, at, now), verb, bound)
-}
-
-func indentCompact(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return "?"
-	}
-	return string(b)
-}
-
-func detailOf(err error) string {
-	if rej, ok := asRejection(err); ok && rej.Detail != "" {
-		return rej.Detail
-	}
-	return err.Error()
-}
-
-// finish prints the verdict line and returns the exit code.
-func finish(w io.Writer, err error) int {
 	if err == nil {
 		fmt.Fprintln(w, "accepted")
 		return exitOK

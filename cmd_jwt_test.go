@@ -91,7 +91,7 @@ func TestCLIVerify(t *testing.T) {
 		{"expired", expired, "exp", "rejected: expired (HTTP 401)", 1},
 		{"wrong audience", f.token(t, func(c map[string]any) { c["aud"] = "other" }), "aud", "rejected: wrong_audience (HTTP 401)", 1},
 		{"bad signature", jwttest.Sign(t, other, nil, jwttest.Claims(f.issuer, "api", 5*time.Minute)), "signature", "rejected: bad_signature (HTTP 401)", 1},
-		{"unknown kid", jwttest.Sign(t, jwttest.NewEC(t, "ES256", "rotated-away"), nil, jwttest.Claims(f.issuer, "api", time.Minute)), "key-lookup", "rejected: unknown_kid (HTTP 401)", 1},
+		{"unknown kid", jwttest.Sign(t, jwttest.NewEC(t, "ES256", "rotated-away"), nil, jwttest.Claims(f.issuer, "api", time.Minute)), "key", "rejected: unknown_kid (HTTP 401)", 1},
 		{"wrong issuer", f.token(t, func(c map[string]any) { c["iss"] = "https://elsewhere.example" }), "issuer", "rejected: wrong_issuer (HTTP 401)", 1},
 		{"garbage", "a.b", "decode", "rejected: malformed (HTTP 401)", 1},
 	}
@@ -128,15 +128,15 @@ func TestCLIVerifyShowsStepsAndClockArithmetic(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
-	want := []string{"size=pass", "decode=pass", "issuer=pass", "alg-policy=pass", "key-lookup=pass", "signature=pass", "exp=FAIL",
-		"nbf=skip", "iat=skip", "max_lifetime=skip", "aud=skip", "typ=skip", "cnf=skip", "require=skip"}
+	// The steps the verifier ran, up to the failing one.
+	want := []string{"size=pass", "decode=pass", "issuer=pass", "alg=pass", "key=pass", "signature=pass", "claim_types=pass", "exp=FAIL"}
 	if got := steps(out); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("steps %v, want %v\n%s", got, want, out)
 	}
 	if !regexp.MustCompile(`FAIL  exp +exp \S+Z \(expired 10m ago\) is not after now − leeway = \S+Z`).MatchString(out) {
 		t.Fatalf("exp line lacks the clock arithmetic:\n%s", out)
 	}
-	if !strings.Contains(out, `key-lookup    kid "cli-key" found among ["cli-key"]`) {
+	if !strings.Contains(out, `key           kid "cli-key": EC P-256 key (alg ES256); the set has kids ["cli-key"]`) {
 		t.Fatalf("key lookup line lacks the set's kids:\n%s", out)
 	}
 	// Within the leeway the same kind of token passes, and every check says why.
@@ -144,6 +144,69 @@ func TestCLIVerifyShowsStepsAndClockArithmetic(t *testing.T) {
 	code, out, _ = cliRun(t, "", "verify", "--issuer", f.issuer, "--jwks-file", f.jwksFile, "--leeway", "1m", tok)
 	if code != 0 || strings.Contains(out, "FAIL") || !strings.Contains(out, "(expired 20s ago) is after now − leeway") {
 		t.Fatalf("exit %d\n%s", code, out)
+	}
+	want = []string{"size=pass", "decode=pass", "issuer=pass", "alg=pass", "key=pass", "signature=pass", "claim_types=pass",
+		"exp=pass", "nbf=pass", "iat=pass", "max_lifetime=pass", "aud=pass", "typ=pass", "cnf=pass"}
+	if got := steps(out); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("steps %v, want %v\n%s", got, want, out)
+	}
+}
+
+// TestCLIVerifyLeeway: --leeway 0 means no skew at all (not the default),
+// and without the flag the default 30s applies.
+func TestCLIVerifyLeeway(t *testing.T) {
+	f := newCLIFixture(t)
+	justExpired := f.token(t, func(c map[string]any) { c["exp"] = time.Now().Add(-5 * time.Second).Unix() })
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"zero", []string{"--leeway", "0"}, 1, "leeway 0s)"},
+		{"default", nil, 0, "leeway 30s)"},
+		{"explicit", []string{"--leeway", "10s"}, 0, "leeway 10s)"},
+		{"zero in a Caddyfile", []string{"--config", leewayZeroCaddyfile(t, f)}, 1, "leeway 0s)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"verify", justExpired}, c.args...)
+			if c.args == nil || c.args[0] != "--config" {
+				args = append(args, "--issuer", f.issuer, "--jwks-file", f.jwksFile)
+			}
+			code, out, errOut := cliRun(t, "", args...)
+			if code != c.code || !strings.Contains(out, c.want) {
+				t.Fatalf("exit %d, want %d with %q\n%s%s", code, c.code, c.want, out, errOut)
+			}
+		})
+	}
+}
+
+func leewayZeroCaddyfile(t *testing.T, f *cliFixture) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "Caddyfile")
+	writeFile(t, path, "http://localhost:8080 {\n\tjwt_auth {\n\t\tissuer "+f.issuer+"\n\t\tjwks_file "+f.jwksFile+"\n\t\tleeway 0\n\t}\n\trespond ok\n}\n")
+	return path
+}
+
+// TestCLIVerifyUnknownKidSaysWhy: a kid that is in the set but on a key that
+// cannot verify the token's alg is still unknown_kid, and the output says
+// so instead of sending the operator to a kid list that contains it.
+func TestCLIVerifyUnknownKidSaysWhy(t *testing.T) {
+	ec := jwttest.NewEC(t, "ES256", "k1")
+	rsa := jwttest.NewRSA(t, 2048, "k1", "RS256")
+	file := filepath.Join(t.TempDir(), "jwks.json")
+	writeFile(t, file, string(jwttest.JWKS(ec)))
+	iss := "https://idp.example"
+	tok := jwttest.Sign(t, rsa, nil, jwttest.Claims(iss, "api", time.Minute))
+	missing := jwttest.Sign(t, jwttest.NewEC(t, "ES256", "k2"), nil, jwttest.Claims(iss, "api", time.Minute))
+	for _, c := range []struct{ token, detail string }{
+		{tok, `FAIL  key           kid "k1" is in the key set but is an EC P-256 key (alg ES256), which cannot verify RS256`},
+		{missing, `FAIL  key           no key with kid "k2" in the set`},
+	} {
+		code, out, errOut := cliRun(t, "", "verify", "--issuer", iss, "--jwks-file", file, c.token)
+		if code != 1 || !strings.Contains(out, c.detail) || !strings.HasSuffix(strings.TrimSpace(out), "rejected: unknown_kid (HTTP 401)") {
+			t.Fatalf("exit %d, want 1 with %q\n%s%s", code, c.detail, out, errOut)
+		}
 	}
 }
 
@@ -234,7 +297,7 @@ func TestCLIKeysUnavailable(t *testing.T) {
 	f := newCLIFixture(t)
 	f.srv.SetMode(jwttest.Status500)
 	code, out, _ := cliRun(t, "", "verify", "--issuer", f.issuer, "--jwks-url", f.srv.JWKSURL(), f.token(t, nil))
-	if code != 1 || failingStep(t, out) != "key-lookup" || !strings.Contains(out, "could not load from "+f.srv.JWKSURL()+": status 500") ||
+	if code != 1 || failingStep(t, out) != "key" || !strings.Contains(out, "could not load from "+f.srv.JWKSURL()+": status 500") ||
 		!strings.HasSuffix(strings.TrimSpace(out), "rejected: keys_unavailable (HTTP 503)") {
 		t.Fatalf("exit %d\n%s", code, out)
 	}

@@ -194,23 +194,23 @@ func newAuthenticator(ctx caddy.Context, cfg *Config) (*authenticator, error) {
 	if len(cfg.Audience) == 0 && cfg.Resource == nil && slices.ContainsFunc(cfg.Issuers, func(ic IssuerConfig) bool { return len(ic.Audience) == 0 }) {
 		a.logger.Warn("no audience configured: tokens issued for any audience of this issuer are accepted")
 	}
-	policies := make([]*IssuerPolicy, 0, len(cfg.Issuers))
 	storage := contextStorage(ctx)
-	for _, ic := range cfg.Issuers {
+	verifier, err := newVerifier(cfg, func(ic IssuerConfig) (keySource, error) {
 		f, err := a.acquire(cfg.sourceConfigFor(ic), storage)
 		if err != nil {
-			_ = a.release()
-			return nil, fmt.Errorf("jwt_auth: issuer %q: %w", ic.Issuer, err)
+			return nil, err
 		}
-		aud, algs, types := cfg.effective(ic)
-		policies = append(policies, &IssuerPolicy{Issuer: ic.Issuer, Algorithms: algs, Audience: aud, TokenTypes: types, Keys: f})
+		return f, nil
+	})
+	if err != nil {
+		_ = a.release()
+		return nil, fmt.Errorf("jwt_auth: %w", err)
 	}
-	leeway := cfg.leeway()
 	cacheSize := defaultCacheSize
 	if cfg.CacheSize != nil {
 		cacheSize = *cfg.CacheSize
 	}
-	cache, err := newTokenCache(cacheSize, leeway)
+	cache, err := newTokenCache(cacheSize, cfg.leeway())
 	if err != nil {
 		_ = a.release()
 		return nil, fmt.Errorf("jwt_auth: token cache: %w", err)
@@ -226,11 +226,7 @@ func newAuthenticator(ctx caddy.Context, cfg *Config) (*authenticator, error) {
 		publishedResources.LoadOrStore(cfg.Resource.Resource, resourceStatus{Resource: cfg.Resource.Resource, MetadataURL: a.resource.metadataURL})
 		a.published = cfg.Resource.Resource
 	}
-	a.verifier = NewVerifier(policies, VerifierOptions{
-		Leeway:      leeway,
-		MaxLifetime: time.Duration(cfg.MaxLifetime),
-		Require:     cfg.Require,
-	})
+	a.verifier = verifier
 	return a, nil
 }
 

@@ -663,18 +663,20 @@ func (f *fetcher) logWarnings(warnings []string) {
 	}
 }
 
-// KeySet implements KeySource. A set older than max_stale whose issuer's
-// latest fetch failed is not used any more. While there is no set it nudges
-// the loop (at most once per min_refresh_interval), so traffic gets a
-// recovered issuer noticed without waiting for the backoff.
+// KeySet implements keySource. A set older than max_stale whose issuer's
+// latest fetch failed is not used any more.
 func (f *fetcher) KeySet() *KeySet {
 	st := f.state.Load()
 	if st != nil && !(f.failing.Load() && f.tooOld(st)) {
 		return st.set
 	}
-	f.nudge()
 	return nil
 }
+
+// KeysWanted implements keySource: it nudges the loop (at most once per
+// min_refresh_interval), so traffic gets a recovered issuer noticed without
+// waiting for the backoff.
+func (f *fetcher) KeysWanted() { f.nudge() }
 
 func (f *fetcher) nudge() {
 	if f.cfg.JWKSFile != "" {
@@ -691,11 +693,11 @@ func (f *fetcher) nudge() {
 	}
 }
 
-// RefreshForUnknownKey implements KeySource: one fetch in flight and at most
+// RefreshForUnknownKid implements keySource: one fetch in flight and at most
 // one per min_refresh_interval; the request that triggers it waits (bounded by
 // fetch_timeout), the rest get the current set at once — which still lacks
 // their kid, so they are rejected without a fetch until the next slot.
-func (f *fetcher) RefreshForUnknownKey(ctx context.Context, _ string) *KeySet {
+func (f *fetcher) RefreshForUnknownKid(ctx context.Context) *KeySet {
 	if f.cfg.JWKSFile != "" || f.ctx.Err() != nil {
 		return f.KeySet()
 	}
@@ -721,7 +723,7 @@ func (f *fetcher) RefreshForUnknownKey(ctx context.Context, _ string) *KeySet {
 	return f.KeySet()
 }
 
-// RetryAfter implements KeySource.
+// RetryAfter implements keySource.
 func (f *fetcher) RetryAfter() time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()

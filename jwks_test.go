@@ -3,7 +3,6 @@ package jwtauth
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -396,11 +395,11 @@ func TestUnknownKidFetchesAreCoalescedAndRateLimited(t *testing.T) {
 	before := srv.Hits()
 	var wg sync.WaitGroup
 	found := make(chan bool, 100)
-	for i := range 100 {
+	for range 100 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			set := f.RefreshForUnknownKey(context.Background(), fmt.Sprintf("random-%d", i))
+			set := f.RefreshForUnknownKid(context.Background())
 			found <- set.Select("k2", "ES256") != nil
 		}()
 	}
@@ -421,7 +420,7 @@ func TestUnknownKidFetchesAreCoalescedAndRateLimited(t *testing.T) {
 		t.Fatalf("%d of 100 callers saw the refreshed set, want the trigger and not all", waited)
 	}
 	// Within min_refresh_interval no new fetch at all.
-	f.RefreshForUnknownKey(context.Background(), "again")
+	f.RefreshForUnknownKid(context.Background())
 	if n := srv.Hits() - before; n != 1 {
 		t.Fatalf("a second unknown kid within min_refresh_interval fetched (%d)", n)
 	}
@@ -439,7 +438,7 @@ func TestUnknownKidWaitIsBoundedByFetchTimeout(t *testing.T) {
 	srv.SetDelay(5 * time.Second)
 	time.Sleep(sc.MinRefreshInterval)
 	start := time.Now()
-	set := f.RefreshForUnknownKey(context.Background(), "nope")
+	set := f.RefreshForUnknownKid(context.Background())
 	if took := time.Since(start); took > time.Second {
 		t.Fatalf("unknown-kid wait took %s with fetch_timeout %s", took, sc.FetchTimeout)
 	}
@@ -582,7 +581,7 @@ func TestDestructLeavesNothingRunning(t *testing.T) {
 	// An unknown-kid fetch stuck on a slow server while the fetcher goes.
 	srv.SetDelay(time.Minute)
 	time.Sleep(f.cfg.MinRefreshInterval)
-	go f.RefreshForUnknownKey(context.Background(), "x")
+	go f.RefreshForUnknownKid(context.Background())
 	time.Sleep(50 * time.Millisecond)
 	start := time.Now()
 	if err := f.Destruct(); err != nil {

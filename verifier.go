@@ -2,49 +2,59 @@ package jwtauth
 
 import (
 	"context"
-	"encoding/json"
-	"math"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
 
-// maxNumericDate is 9999-12-31T23:59:59Z: larger "exp" values are bugs or
-// attacks (1e30 overflows time arithmetic), never real tokens.
-const maxNumericDate = 253402300799
-
-// KeySource supplies one issuer's current keys. Implementations live in
-// jwks.go; the verifier sees only this.
-type KeySource interface {
-	// KeySet returns the usable set, or nil while the issuer has none
-	// (never loaded, or dropped after max_stale).
+// keySource supplies one issuer's current keys. The fetcher (jwks.go) is the
+// module's implementation; the CLI uses a set loaded once.
+type keySource interface {
+	// KeySet is a pure read: the usable set, or nil while the issuer has
+	// none (never loaded, or dropped after max_stale).
 	KeySet() *KeySet
-	// RefreshForUnknownKey is called when no key fits a token. It may fetch
-	// (coalesced and rate-limited by the source) and returns the set to try
-	// again with, possibly the same one. It returns within the fetch timeout.
-	RefreshForUnknownKey(ctx context.Context, kid string) *KeySet
+	// KeysWanted tells the source that a request found no set, so it may
+	// wake its loader. It never blocks.
+	KeysWanted()
+	// RefreshForUnknownKid is a coalesced, rate-limited re-fetch for a
+	// token whose key is not in the set. It waits at most fetch_timeout and
+	// returns the set to try again with, possibly the same one.
+	RefreshForUnknownKid(ctx context.Context) *KeySet
 	// RetryAfter is how long until the source next tries to load keys,
 	// for the Retry-After header of a 503.
 	RetryAfter() time.Duration
 }
 
 // IssuerPolicy is what the verifier knows about one trusted issuer.
+// NewVerifier copies it: changing a policy after the verifier is built has
+// no effect, and the verifier never writes to it.
 type IssuerPolicy struct {
-	Issuer     string          // compared byte for byte with "iss"
-	Algorithms []string        // accepted "alg" values
-	Audience   []string        // "aud" must contain one of these; empty: not checked
-	TokenTypes []string        // accepted "typ" values; empty: any
-	Keys       KeySource       // where this issuer's keys come from
-	algs       map[string]bool // Algorithms as a set
-	types      []string        // TokenTypes normalized
+	Issuer     string    // compared byte for byte with "iss"
+	Algorithms []string  // accepted "alg" values
+	Audience   []string  // "aud" must contain one of these; empty: not checked
+	TokenTypes []string  // accepted "typ" values; empty: any
+	Keys       keySource // where this issuer's keys come from
 }
 
-// Verifier checks tokens as SPEC "Verification" steps 2–5 say. It has no
-// Caddy types so the CLI and the tests use exactly the same code. It is safe
-// for concurrent use once built.
+// issuerState is the verifier's own copy of a policy and what it derives
+// from it once, so the hot path does no normalizing.
+type issuerState struct {
+	policy IssuerPolicy
+	algs   map[string]bool // policy.Algorithms as a set
+	types  []string        // policy.TokenTypes normalized
+}
+
+// Verifier checks tokens in the order of docs/design.md "Verification
+// order": decode, issuer, alg, key, signature, claims. It has no Caddy types
+// so the CLI and the tests run exactly the handler's code. It is safe for
+// concurrent use once built.
 type Verifier struct {
-	issuers     map[string]*IssuerPolicy
+	issuers     map[string]*issuerState
+	issuerNames string // the configured issuers, for the wrong_issuer detail
 	leeway      time.Duration
 	maxLifetime time.Duration
 	require     []ClaimRule
@@ -53,178 +63,452 @@ type Verifier struct {
 
 // VerifierOptions configure a Verifier.
 type VerifierOptions struct {
-	Leeway      time.Duration    // clock skew allowed for exp, nbf and iat
+	Leeway      time.Duration    // clock skew allowed for exp, nbf and iat; 0: none
 	MaxLifetime time.Duration    // 0: no limit
 	Require     []ClaimRule      // claim rules checked last (403 on failure)
 	Now         func() time.Time // nil: time.Now
 }
 
-// NewVerifier builds a verifier for the given issuers.
+// newVerifier builds the verifier of a validated cfg. It is the one
+// construction shared by Provision and `caddy jwt verify`, which differ only
+// in where an issuer's keys come from: keysFor (the fetcher pool, or a set
+// loaded once).
+func newVerifier(cfg *Config, keysFor func(IssuerConfig) (keySource, error)) (*Verifier, error) {
+	policies := make([]*IssuerPolicy, 0, len(cfg.Issuers))
+	for _, ic := range cfg.Issuers {
+		keys, err := keysFor(ic)
+		if err != nil {
+			return nil, fmt.Errorf("issuer %q: %w", ic.Issuer, err)
+		}
+		aud, algs, types := cfg.effective(ic)
+		policies = append(policies, &IssuerPolicy{Issuer: ic.Issuer, Algorithms: algs, Audience: aud, TokenTypes: types, Keys: keys})
+	}
+	return NewVerifier(policies, VerifierOptions{
+		Leeway:      cfg.leeway(),
+		MaxLifetime: time.Duration(cfg.MaxLifetime),
+		Require:     cfg.Require,
+	}), nil
+}
+
+// NewVerifier builds a verifier for the given issuers. It copies the
+// policies and rules; the caller's values are never modified.
 func NewVerifier(issuers []*IssuerPolicy, opts VerifierOptions) *Verifier {
 	v := &Verifier{
-		issuers:     make(map[string]*IssuerPolicy, len(issuers)),
+		issuers:     make(map[string]*issuerState, len(issuers)),
 		leeway:      opts.Leeway,
 		maxLifetime: opts.MaxLifetime,
-		require:     opts.Require,
 		now:         opts.Now,
 	}
 	if v.now == nil {
 		v.now = time.Now
 	}
-	for _, p := range issuers {
-		p.algs = make(map[string]bool, len(p.Algorithms))
-		for _, a := range p.Algorithms {
-			p.algs[a] = true
-		}
-		p.types = make([]string, len(p.TokenTypes))
-		for i, t := range p.TokenTypes {
-			p.types[i] = normalizeType(t)
-		}
-		v.issuers[p.Issuer] = p
+	for _, r := range opts.Require {
+		v.require = append(v.require, ClaimRule{Claim: r.Claim, Values: slices.Clone(r.Values)})
 	}
+	names := make([]string, 0, len(issuers))
+	for _, p := range issuers {
+		st := &issuerState{
+			policy: IssuerPolicy{
+				Issuer:     p.Issuer,
+				Algorithms: slices.Clone(p.Algorithms),
+				Audience:   slices.Clone(p.Audience),
+				TokenTypes: slices.Clone(p.TokenTypes),
+				Keys:       p.Keys,
+			},
+			algs:  make(map[string]bool, len(p.Algorithms)),
+			types: make([]string, len(p.TokenTypes)),
+		}
+		for _, a := range p.Algorithms {
+			st.algs[a] = true
+		}
+		for i, t := range p.TokenTypes {
+			st.types[i] = normalizeType(t)
+		}
+		v.issuers[p.Issuer] = st
+		names = append(names, fmt.Sprintf("%.128q", p.Issuer))
+	}
+	slices.Sort(names)
+	v.issuerNames = strings.Join(names, " ")
 	return v
 }
 
 // Result is a verified token.
 type Result struct {
-	Token  *JWS
+	Token *JWS
+	// Issuer is the verifier's own copy of the issuer's policy; read only.
 	Issuer *IssuerPolicy
 	Key    *Key
 	Expiry time.Time
 }
 
+// The names of the verification steps, in the order they run, as the trace
+// and `caddy jwt verify` show them.
+const (
+	stepDecode      = "decode"
+	stepIssuer      = "issuer"
+	stepAlg         = "alg"
+	stepKey         = "key"
+	stepSignature   = "signature"
+	stepClaimTypes  = "claim_types"
+	stepExp         = "exp"
+	stepNbf         = "nbf"
+	stepIat         = "iat"
+	stepMaxLifetime = "max_lifetime"
+	stepAud         = "aud"
+	stepTyp         = "typ"
+	stepCnf         = "cnf"
+	stepRequire     = "require" // one step per rule
+)
+
+// traceStep is one check the verifier ran: its name, whether it passed, and
+// the values behind the verdict (for a failure, the rejection's detail).
+type traceStep struct {
+	Name   string
+	OK     bool
+	Detail string
+}
+
+// trace collects the steps of one verification for `caddy jwt verify`. The
+// handler passes a nil *trace: every recording site is guarded so that the
+// hot path formats nothing and allocates nothing for it.
+type trace struct {
+	steps []traceStep
+}
+
+// pass records a passed step. Call it only under `if tr != nil`, so its
+// arguments are not even built on the hot path.
+func (tr *trace) pass(name, format string, args ...any) {
+	if tr != nil {
+		tr.steps = append(tr.steps, traceStep{Name: name, OK: true, Detail: fmt.Sprintf(format, args...)})
+	}
+}
+
+// fail records a failed step with the rejection's own detail and returns
+// err, so a rejection is written once and traced where it is returned.
+func (tr *trace) fail(name string, err error) error {
+	if tr != nil {
+		detail := err.Error()
+		if rej, ok := err.(*Rejection); ok && rej.Detail != "" {
+			detail = rej.Detail
+		}
+		tr.steps = append(tr.steps, traceStep{Name: name, Detail: detail})
+	}
+	return err
+}
+
 // Verify decodes, selects the key for, verifies and checks token. The error
 // is always a *Rejection whose Reason is the first rule that failed.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Result, error) {
+	return v.verify(ctx, token, nil)
+}
+
+// verify is Verify, recording each step into tr when tr is not nil.
+func (v *Verifier) verify(ctx context.Context, token string, tr *trace) (*Result, error) {
 	t, err := DecodeCompact(token)
 	if err != nil {
-		return nil, err
+		return nil, tr.fail(stepDecode, err)
 	}
-	res, err := v.verifyDecoded(ctx, t)
+	if tr != nil {
+		tr.pass(stepDecode, "alg %s, kid %.128q, typ %.64q, iss %.128q", t.Alg, t.Kid, t.Typ, t.Issuer)
+	}
+	res, err := v.verifyDecoded(ctx, t, tr)
 	if rej, ok := err.(*Rejection); ok {
 		rej.Issuer, rej.Kid = t.Issuer, t.Kid
 	}
 	return res, err
 }
 
-func (v *Verifier) verifyDecoded(ctx context.Context, t *JWS) (*Result, error) {
-	issuer, key, err := v.SelectKey(ctx, t)
+func (v *Verifier) verifyDecoded(ctx context.Context, t *JWS, tr *trace) (*Result, error) {
+	issuer, err := v.selectIssuer(t, tr)
+	if err != nil {
+		return nil, err
+	}
+	key, err := selectKey(ctx, t, issuer, tr)
 	if err != nil {
 		return nil, err
 	}
 	if !VerifySignature(t.Alg, key.Public, t.signingInput, t.signature) {
-		return nil, reject(ReasonBadSignature, "signature does not verify with key %.64q", key.ID)
+		return nil, tr.fail(stepSignature, reject(ReasonBadSignature, "%s signature does not verify with key %.64q", t.Alg, key.ID))
 	}
-	exp, err := v.CheckClaims(t, issuer)
+	if tr != nil {
+		tr.pass(stepSignature, "%s signature verifies with key %.128q", t.Alg, key.ID)
+	}
+	exp, err := v.checkClaims(t, issuer, tr)
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Token: t, Issuer: issuer, Key: key, Expiry: exp}, nil
+	return &Result{Token: t, Issuer: &issuer.policy, Key: key, Expiry: exp}, nil
 }
 
-// SelectKey is SPEC step 3: pick the issuer by the unverified iss, check the
-// alg against its policy and find the key in its configured source only.
-func (v *Verifier) SelectKey(ctx context.Context, t *JWS) (*IssuerPolicy, *Key, error) {
+// selectIssuer picks the issuer by the unverified iss and checks the alg
+// against its policy (docs/design.md "Verification order").
+func (v *Verifier) selectIssuer(t *JWS, tr *trace) (*issuerState, error) {
 	issuer := v.issuers[t.Issuer]
 	if issuer == nil {
-		return nil, nil, reject(ReasonWrongIssuer, "issuer %.128q is not configured", t.Issuer)
+		return nil, tr.fail(stepIssuer, reject(ReasonWrongIssuer, "issuer %.128q is not configured (configured: %s)", t.Issuer, v.issuerNames))
+	}
+	if tr != nil {
+		tr.pass(stepIssuer, "iss %.128q is configured", t.Issuer)
 	}
 	if !issuer.algs[t.Alg] {
-		return issuer, nil, reject(ReasonForbiddenAlg, "alg %s is not allowed for this issuer", t.Alg)
+		return nil, tr.fail(stepAlg, reject(ReasonForbiddenAlg, "alg %s is not allowed for this issuer (allowed: %s)", t.Alg, strings.Join(issuer.policy.Algorithms, " ")))
 	}
-	set := issuer.Keys.KeySet()
-	if set == nil {
-		return issuer, nil, reject(ReasonKeysUnavailable, "no usable key set for issuer %.128q yet", t.Issuer)
+	if tr != nil {
+		tr.pass(stepAlg, "%s is allowed (%s)", t.Alg, strings.Join(issuer.policy.Algorithms, " "))
 	}
-	if key := set.Select(t.Kid, t.Alg); key != nil {
-		return issuer, key, nil
-	}
-	if key := issuer.Keys.RefreshForUnknownKey(ctx, t.Kid).Select(t.Kid, t.Alg); key != nil {
-		return issuer, key, nil
-	}
-	return issuer, nil, reject(ReasonUnknownKid, "no %s key with kid %.128q", t.Alg, t.Kid)
+	return issuer, nil
 }
 
-// CheckClaims is SPEC step 5 after the signature has verified. It returns the
-// token's expiry.
-func (v *Verifier) CheckClaims(t *JWS, issuer *IssuerPolicy) (time.Time, error) {
-	now := v.now()
-	times, err := readTimes(t.Claims)
+// selectKey finds the token's key in the issuer's configured source only,
+// never in the token. A miss costs one unknown-kid refresh; its rejection
+// says why no key fits, because "unknown_kid" alone sends the operator to a
+// kid list that may well contain the kid.
+func selectKey(ctx context.Context, t *JWS, issuer *issuerState, tr *trace) (*Key, error) {
+	keys := issuer.policy.Keys
+	set := keys.KeySet()
+	if set == nil {
+		keys.KeysWanted()
+		return nil, tr.fail(stepKey, reject(ReasonKeysUnavailable, "no usable key set for issuer %.128q yet", t.Issuer))
+	}
+	if key := set.Select(t.Kid, t.Alg); key != nil {
+		if tr != nil {
+			tr.pass(stepKey, "kid %.128q: %s; the set has kids %s", key.ID, describeKey(key), kidList(set))
+		}
+		return key, nil
+	}
+	fresh := keys.RefreshForUnknownKid(ctx)
+	if key := fresh.Select(t.Kid, t.Alg); key != nil {
+		if tr != nil {
+			tr.pass(stepKey, "kid %.128q: %s, found by an unknown-kid refresh; the set has kids %s", key.ID, describeKey(key), kidList(fresh))
+		}
+		return key, nil
+	}
+	return nil, tr.fail(stepKey, &Rejection{Reason: ReasonUnknownKid, Detail: explainMiss(fresh, t.Kid, t.Alg, fresh != set)})
+}
+
+// explainMiss words why set has no key for a token with this kid and alg,
+// from Select's verdict (Select returned nil for this set). It runs on
+// rejections only.
+func explainMiss(set *KeySet, kid, alg string, newSet bool) string {
+	refresh := "unknown-kid refresh: no newer set"
+	if newSet {
+		refresh = "unknown-kid refresh: checked the newer set"
+	}
+	if set == nil {
+		return fmt.Sprintf("the issuer has no key set (%s)", refresh)
+	}
+	if kid == "" {
+		fitting := 0
+		for _, k := range set.Keys {
+			// Select over a set of this key alone judges whether it fits.
+			if (&KeySet{Keys: []*Key{k}}).Select(k.ID, alg) != nil {
+				fitting++
+			}
+		}
+		if fitting == 0 {
+			return fmt.Sprintf("the token has no kid and no key in the set can verify %s; the set has kids %s (%s)", alg, kidList(set), refresh)
+		}
+		return fmt.Sprintf("the token has no kid and %d keys in the set can verify %s: the token must name its key (%s)", fitting, alg, refresh)
+	}
+	var sameKid []string
+	for _, k := range set.Keys {
+		if k.ID == kid {
+			sameKid = append(sameKid, "an "+describeKey(k))
+		}
+	}
+	if len(sameKid) > 0 {
+		return fmt.Sprintf("kid %.128q is in the key set but is %s, which cannot verify %s (%s)", kid, strings.Join(sameKid, " and "), alg, refresh)
+	}
+	if len(set.Keys) == 1 && set.Keys[0].ID == "" {
+		return fmt.Sprintf("no key with kid %.128q in the set; its only key has no kid and is an %s, which cannot verify %s (%s)", kid, describeKey(set.Keys[0]), alg, refresh)
+	}
+	return fmt.Sprintf("no key with kid %.128q in the set (%s); the set has kids %s", kid, refresh, kidList(set))
+}
+
+// describeKey names a key's type and its own alg: "EC P-256 key (alg ES256)".
+func describeKey(k *Key) string {
+	var kind string
+	switch pub := k.Public.(type) {
+	case *rsa.PublicKey:
+		kind = fmt.Sprintf("RSA %d-bit", pub.N.BitLen())
+	case *ecdsa.PublicKey:
+		kind = "EC " + pub.Curve.Params().Name
+	case ed25519.PublicKey:
+		kind = "Ed25519"
+	case hmacSecret:
+		kind = fmt.Sprintf("HMAC %d-byte", len(pub))
+	default:
+		kind = fmt.Sprintf("%T", pub)
+	}
+	if k.Alg == "" {
+		return kind + " key (no alg)"
+	}
+	return kind + " key (alg " + k.Alg + ")"
+}
+
+// kidList shows the first kids of a set, each bounded, for a readable detail.
+func kidList(set *KeySet) string {
+	const shown = 8
+	kids := set.Kids()
+	parts := make([]string, 0, min(len(kids), shown)+1)
+	for i, kid := range kids {
+		if i == shown {
+			parts = append(parts, fmt.Sprintf("and %d more", len(kids)-shown))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%.64q", kid))
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+// checkClaims runs the claim checks after the signature has verified, in
+// the order of docs/design.md "Verification order". It returns the token's
+// expiry.
+func (v *Verifier) checkClaims(t *JWS, issuer *issuerState, tr *trace) (time.Time, error) {
+	times, err := checkClaimTypes(t.Claims)
 	if err != nil {
+		return time.Time{}, tr.fail(stepClaimTypes, err)
+	}
+	if tr != nil {
+		tr.pass(stepClaimTypes, "exp, nbf, iat: NumericDates; sub, jti: strings; aud: string or array of strings (RFC 7519 §4.1)")
+	}
+	now := v.now()
+	if err := v.checkTimes(times, now, tr); err != nil {
 		return time.Time{}, err
 	}
-	if !times.hasExp {
-		return time.Time{}, reject(ReasonMalformed, "exp claim is required")
-	}
-	if !times.exp.After(now.Add(-v.leeway)) {
-		return time.Time{}, reject(ReasonExpired, "expired at %s, now %s, leeway %s", utc(times.exp), utc(now), v.leeway)
-	}
-	if times.hasNbf && times.nbf.After(now.Add(v.leeway)) {
-		return time.Time{}, reject(ReasonNotYetValid, "nbf %s is after now %s + leeway %s", utc(times.nbf), utc(now), v.leeway)
-	}
-	if times.hasIat && times.iat.After(now.Add(v.leeway)) {
-		return time.Time{}, reject(ReasonNotYetValid, "iat %s is after now %s + leeway %s", utc(times.iat), utc(now), v.leeway)
-	}
-	if err := v.checkLifetime(times, now); err != nil {
+	if err := v.checkLifetime(times, now, tr); err != nil {
 		return time.Time{}, err
 	}
-	if err := checkAudience(t.Claims, issuer.Audience); err != nil {
+	if err := checkAudience(t.Claims["aud"], issuer.policy.Audience, tr); err != nil {
 		return time.Time{}, err
 	}
 	if len(issuer.types) > 0 && !slices.Contains(issuer.types, normalizeType(t.Typ)) {
-		return time.Time{}, reject(ReasonWrongType, "typ %.64q is not one of %v", t.Typ, issuer.TokenTypes)
+		return time.Time{}, tr.fail(stepTyp, reject(ReasonWrongType, "typ %.64q is not one of %q", t.Typ, issuer.policy.TokenTypes))
+	}
+	if tr != nil {
+		if len(issuer.types) == 0 {
+			tr.pass(stepTyp, "no token_type configured: any typ is accepted")
+		} else {
+			tr.pass(stepTyp, "typ %.64q is one of %q", t.Typ, issuer.policy.TokenTypes)
+		}
 	}
 	if _, bound := t.Claims["cnf"]; bound {
-		return time.Time{}, reject(ReasonBoundToken, "token is bound to a key (cnf); proof-of-possession is not supported")
+		return time.Time{}, tr.fail(stepCnf, reject(ReasonBoundToken, "token is bound to a key (cnf); proof-of-possession is not supported"))
+	}
+	if tr != nil {
+		tr.pass(stepCnf, "no cnf claim: the token is not bound to a key")
 	}
 	for _, rule := range v.require {
 		if err := rule.Check(t.Claims); err != nil {
-			return time.Time{}, err
+			return time.Time{}, tr.fail(stepRequire, err)
+		}
+		if tr != nil {
+			tr.pass(stepRequire, "claim %s has %q", rule.Claim, rule.Values)
 		}
 	}
 	return times.exp, nil
 }
 
-func (v *Verifier) checkLifetime(times tokenTimes, now time.Time) error {
-	if v.maxLifetime <= 0 {
-		return nil
+// checkTimes: exp is required and must be after now − leeway; nbf and iat,
+// when present, must not be after now + leeway.
+func (v *Verifier) checkTimes(times tokenTimes, now time.Time, tr *trace) error {
+	if !times.hasExp {
+		return tr.fail(stepExp, reject(ReasonMalformed, "exp claim is required"))
 	}
-	start := now
-	if times.hasIat {
-		start = times.iat
+	if !times.exp.After(now.Add(-v.leeway)) {
+		return tr.fail(stepExp, reject(ReasonExpired, "%s", v.clockDetail(stepExp, times.exp, now, false)))
 	}
-	if life := times.exp.Sub(start); life > v.maxLifetime {
-		return reject(ReasonTooOld, "lifetime %s exceeds max_lifetime %s", life, v.maxLifetime)
+	if tr != nil {
+		tr.pass(stepExp, "%s", v.clockDetail(stepExp, times.exp, now, true))
+	}
+	if err := v.checkNotAfter(stepNbf, times.nbf, times.hasNbf, now, tr); err != nil {
+		return err
+	}
+	return v.checkNotAfter(stepIat, times.iat, times.hasIat, now, tr)
+}
+
+// checkNotAfter is the nbf and iat rule: when present, not after now + leeway.
+func (v *Verifier) checkNotAfter(name string, at time.Time, present bool, now time.Time, tr *trace) error {
+	switch {
+	case !present:
+		if tr != nil {
+			tr.pass(name, "absent")
+		}
+	case at.After(now.Add(v.leeway)):
+		return tr.fail(name, reject(ReasonNotYetValid, "%s", v.clockDetail(name, at, now, false)))
+	case tr != nil:
+		tr.pass(name, "%s", v.clockDetail(name, at, now, true))
 	}
 	return nil
 }
 
-func checkAudience(claims map[string]any, want []string) error {
-	if len(want) == 0 {
+// clockDetail shows the arithmetic of a time check: "exp … (expired 10m
+// ago) is not after now − leeway = …". exp passes when after now − leeway;
+// nbf and iat when not after now + leeway.
+func (v *Verifier) clockDetail(name string, at, now time.Time, ok bool) string {
+	bound, sign := now.Add(v.leeway), "+"
+	if name == stepExp {
+		bound, sign = now.Add(-v.leeway), "−"
+	}
+	verb := "is after"
+	if (name == stepExp) != ok {
+		verb = "is not after"
+	}
+	return fmt.Sprintf("%s %s (%s) %s now %s leeway = %s (now %s, leeway %s)",
+		name, utc(at), relativeTime(name, at, now), verb, sign, utc(bound), utc(now), v.leeway)
+}
+
+// checkLifetime: exp − iat (exp − now without iat) must not exceed
+// max_lifetime, when one is configured.
+func (v *Verifier) checkLifetime(times tokenTimes, now time.Time, tr *trace) error {
+	if v.maxLifetime <= 0 {
+		if tr != nil {
+			tr.pass(stepMaxLifetime, "no max_lifetime configured")
+		}
 		return nil
 	}
-	var have []string
-	switch aud := claims["aud"].(type) {
-	case nil:
+	start, from := now, "now"
+	if times.hasIat {
+		start, from = times.iat, "iat"
+	}
+	life := times.exp.Sub(start)
+	if life > v.maxLifetime {
+		return tr.fail(stepMaxLifetime, reject(ReasonTooOld, "lifetime exp − %s = %s exceeds max_lifetime %s", from, life, v.maxLifetime))
+	}
+	if tr != nil {
+		tr.pass(stepMaxLifetime, "lifetime exp − %s = %s ≤ max_lifetime %s", from, life, v.maxLifetime)
+	}
+	return nil
+}
+
+// checkAudience: when an audience is configured, aud (already known to be a
+// string or an array of strings) must contain one of its values.
+func checkAudience(aud any, want []string, tr *trace) error {
+	if len(want) == 0 {
+		if tr != nil {
+			tr.pass(stepAud, "no audience configured: any aud is accepted")
+		}
+		return nil
+	}
+	found, match := false, ""
+	switch a := aud.(type) {
 	case string:
-		have = []string{aud}
+		found, match = slices.Contains(want, a), a
 	case []any:
-		for _, a := range aud {
-			s, ok := a.(string)
-			if !ok {
-				return reject(ReasonMalformed, "aud array holds a non-string")
+		for _, e := range a {
+			if s, _ := e.(string); slices.Contains(want, s) {
+				found, match = true, s
+				break
 			}
-			have = append(have, s)
-		}
-	default:
-		return reject(ReasonMalformed, "aud is neither a string nor an array")
-	}
-	for _, a := range have {
-		if slices.Contains(want, a) {
-			return nil
 		}
 	}
-	return reject(ReasonWrongAudience, "aud %.128q does not contain any of %v", have, want)
+	if !found {
+		return tr.fail(stepAud, reject(ReasonWrongAudience, "aud %.128s does not contain any of %q", compactJSON(aud), want))
+	}
+	if tr != nil {
+		tr.pass(stepAud, "aud %.128s contains %q", compactJSON(aud), match)
+	}
+	return nil
 }
 
 // normalizeType folds a JOSE typ for comparison (RFC 7515 §4.1.9: case-
@@ -234,53 +518,44 @@ func normalizeType(typ string) string {
 	return strings.TrimPrefix(typ, "application/")
 }
 
-type tokenTimes struct {
-	exp, nbf, iat          time.Time
-	hasExp, hasNbf, hasIat bool
-}
-
-func readTimes(claims map[string]any) (tokenTimes, error) {
-	var tt tokenTimes
-	var err error
-	if tt.exp, tt.hasExp, err = numericDate(claims, "exp"); err != nil {
-		return tt, err
-	}
-	if tt.nbf, tt.hasNbf, err = numericDate(claims, "nbf"); err != nil {
-		return tt, err
-	}
-	if tt.iat, tt.hasIat, err = numericDate(claims, "iat"); err != nil {
-		return tt, err
-	}
-	return tt, nil
-}
-
-// numericDate reads an RFC 7519 NumericDate: a JSON number in
-// [0, 253402300799], fractions allowed.
-func numericDate(claims map[string]any, name string) (time.Time, bool, error) {
-	raw, ok := claims[name]
-	if !ok {
-		return time.Time{}, false, nil
-	}
-	n, ok := raw.(json.Number)
-	if !ok {
-		return time.Time{}, false, reject(ReasonMalformed, "%s is not a number", name)
-	}
-	f, err := strconv.ParseFloat(string(n), 64)
-	if err != nil || math.IsNaN(f) || f < 0 || f > maxNumericDate {
-		return time.Time{}, false, reject(ReasonMalformed, "%s is not a date in [0, %d]", name, maxNumericDate)
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
-}
-
 func utc(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-// Issuers returns the configured issuer policies.
-func (v *Verifier) Issuers() []*IssuerPolicy {
-	out := make([]*IssuerPolicy, 0, len(v.issuers))
-	for _, p := range v.issuers {
-		out = append(out, p)
+// relativeTime words a claim's time against now: "expires in 4m",
+// "expired 1h ago", "issued 2h ago", "valid since 3m", "not valid for 5m".
+func relativeTime(claim string, at, now time.Time) string {
+	d := at.Sub(now)
+	future := d > 0
+	span := humanDuration(d.Abs())
+	switch {
+	case claim == "exp" && future:
+		return "expires in " + span
+	case claim == "exp":
+		return "expired " + span + " ago"
+	case claim == "nbf" && future:
+		return "not valid for another " + span
+	case claim == "nbf":
+		return "valid since " + span + " ago"
+	case future:
+		return "issued " + span + " in the future"
+	default:
+		return "issued " + span + " ago"
 	}
-	slices.SortFunc(out, func(a, b *IssuerPolicy) int { return strings.Compare(a.Issuer, b.Issuer) })
-	return out
+}
+
+// humanDuration rounds d to its two largest units: 45s, 4m, 1h5m, 3d2h.
+func humanDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d/time.Minute))
+	case d < 48*time.Hour:
+		h, m := int(d/time.Hour), int(d%time.Hour/time.Minute)
+		if m == 0 {
+			return fmt.Sprintf("%dh", h)
+		}
+		return fmt.Sprintf("%dh%dm", h, m)
+	default:
+		return fmt.Sprintf("%dd%dh", int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour))
+	}
 }

@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,9 +21,10 @@ import (
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
 )
 
-// This file holds the verifier's unit tests (SPEC "Verification" steps 2–5)
-// and the fixtures the other verifier-level test files share: real keys
-// generated once per test binary, a static KeySource and token helpers.
+// This file holds the verifier's unit tests (decode, issuer, key, signature
+// and claim checks, docs/design.md "Verification order") and the fixtures
+// the other verifier-level test files share: real keys generated once per
+// test binary, a static keySource and token helpers.
 
 const testIssuer = "https://issuer.example"
 
@@ -120,18 +123,22 @@ func isKey(k *Key, want *jwttest.Key) bool {
 	return k.ID == want.Kid && samePublicKey(k.Public, want.Public())
 }
 
-// staticKeySource is a KeySource with a fixed set. RefreshForUnknownKey
+// staticKeySource is a keySource with a fixed set. RefreshForUnknownKid
 // returns the same set (or `after`, when set, to model a fetch that found a
-// rotated key) and counts its calls so tests can see the unknown-kid path.
+// rotated key) and counts its calls so tests can see the unknown-kid path;
+// KeysWanted calls are counted too.
 type staticKeySource struct {
 	set       *KeySet
 	after     *KeySet
 	refreshes atomic.Int32
+	wanted    atomic.Int32
 }
 
 func (s *staticKeySource) KeySet() *KeySet { return s.set }
 
-func (s *staticKeySource) RefreshForUnknownKey(context.Context, string) *KeySet {
+func (s *staticKeySource) KeysWanted() { s.wanted.Add(1) }
+
+func (s *staticKeySource) RefreshForUnknownKid(context.Context) *KeySet {
 	s.refreshes.Add(1)
 	if s.after != nil {
 		return s.after
@@ -168,8 +175,7 @@ func testPolicy(set *KeySet, algs ...string) (*IssuerPolicy, *staticKeySource) {
 	return &IssuerPolicy{Issuer: testIssuer, Algorithms: algs, Keys: src}, src
 }
 
-// testVerifier builds a verifier at testNow with a 30 s leeway, the SPEC
-// default, so boundary tests read as "now ± leeway".
+// testVerifier builds a verifier at testNow with the options given.
 func testVerifier(opts VerifierOptions, policies ...*IssuerPolicy) *Verifier {
 	if opts.Now == nil {
 		opts.Now = func() time.Time { return testNow }
@@ -283,7 +289,7 @@ func TestVerifyEveryAlgorithm(t *testing.T) {
 
 			t.Run("valid token is accepted with its key", func(t *testing.T) {
 				res := wantReason(t, v, jwttest.Sign(t, key, nil, testClaims(nil)), "")
-				if res.Key.ID != key.Kid || res.Token.Alg != alg || res.Issuer != policy {
+				if res.Key.ID != key.Kid || res.Token.Alg != alg || res.Issuer.Issuer != policy.Issuer || res.Issuer.Keys != policy.Keys {
 					t.Fatalf("result: key %q alg %q issuer %v", res.Key.ID, res.Token.Alg, res.Issuer.Issuer)
 				}
 				if want := testNow.Add(5 * time.Minute); !res.Expiry.Equal(want) {
@@ -324,7 +330,7 @@ func TestVerifyEveryAlgorithm(t *testing.T) {
 }
 
 // TestVerifyHMACNeedsAllowHMAC: the same oct JWKS loaded remote-style keeps
-// no key, so HS* can only ever work from a jwks_file (SPEC step 3).
+// no key, so HS* can only ever work from a jwks_file (README "Keys").
 func TestVerifyHMACNeedsAllowHMAC(t *testing.T) {
 	key := fixtureKey(t, "HS256", "hs", 0)
 	if _, _, err := ParseKeySet(jwttest.JWKS(key), LoadOptions{}); err == nil {
@@ -340,11 +346,15 @@ type verifyCase struct {
 	noKeys  bool                  // the source has no set at all
 	after   *KeySet               // what an unknown-kid refresh finds
 	policy  func(p *IssuerPolicy) // adjust the issuer policy
-	opts    VerifierOptions       // Now and Leeway are filled in when zero
+	opts    VerifierOptions       // Now is filled in; Leeway too, unless noLeeway
 	token   func(t *testing.T) string
 	want    Reason
 	wantKey *jwttest.Key // for accepted tokens: the key that must have been used
-	refresh *int32       // expected RefreshForUnknownKey calls; nil: not checked
+	refresh *int32       // expected RefreshForUnknownKid calls; nil: not checked
+
+	noLeeway bool   // keep opts.Leeway 0 instead of testLeeway
+	step     string // for rejections: the trace step that must fail; "": not checked
+	detail   string // for rejections: text the rejection's detail must contain
 }
 
 // calls is a verifyCase.refresh value.
@@ -367,11 +377,12 @@ func runVerifyCases(t *testing.T, defaultSet *KeySet, cases []verifyCase) {
 				tc.policy(policy)
 			}
 			opts := tc.opts
-			if opts.Leeway == 0 {
+			if opts.Leeway == 0 && !tc.noLeeway {
 				opts.Leeway = testLeeway
 			}
 			v := testVerifier(opts, policy)
-			res := wantReason(t, v, tc.token(t), tc.want)
+			token := tc.token(t)
+			res := wantReason(t, v, token, tc.want)
 			if tc.wantKey != nil {
 				if !isKey(res.Key, tc.wantKey) {
 					t.Fatalf("verified with key %q (%T), want %q (%T)", res.Key.ID, res.Key.Public, tc.wantKey.Kid, tc.wantKey.Public())
@@ -379,14 +390,60 @@ func runVerifyCases(t *testing.T, defaultSet *KeySet, cases []verifyCase) {
 			}
 			if tc.refresh != nil {
 				if got := src.refreshes.Load(); got != *tc.refresh {
-					t.Fatalf("RefreshForUnknownKey called %d times, want %d", got, *tc.refresh)
+					t.Fatalf("RefreshForUnknownKid called %d times, want %d", got, *tc.refresh)
 				}
 			}
+			// KeysWanted is the source's cue to load: exactly when no set.
+			wanted := int32(0)
+			if tc.noKeys {
+				wanted = 1
+			}
+			if got := src.wanted.Load(); got != wanted {
+				t.Fatalf("KeysWanted called %d times, want %d", got, wanted)
+			}
+			checkTrace(t, v, token, tc)
 		})
 	}
 }
 
-// TestVerifyDecodeRules covers SPEC step 2 through the verifier.
+// checkTrace runs the same verification again with a trace: the verdict
+// must be the same, every step but a failing last one must have passed, and
+// the failing step must carry the rejection's own detail.
+func checkTrace(t *testing.T, v *Verifier, token string, tc verifyCase) {
+	t.Helper()
+	tr := new(trace)
+	_, err := v.verify(context.Background(), token, tr)
+	if got := ReasonOf(err); got != tc.want {
+		t.Fatalf("traced verification: reason %q, untraced %q", got, tc.want)
+	}
+	if len(tr.steps) == 0 {
+		t.Fatal("the trace is empty")
+	}
+	for _, s := range tr.steps[:len(tr.steps)-1] {
+		if !s.OK {
+			t.Fatalf("step %s failed but verification went on: %+v", s.Name, tr.steps)
+		}
+	}
+	last := tr.steps[len(tr.steps)-1]
+	if err == nil {
+		if !last.OK {
+			t.Fatalf("accepted, but the last step failed: %+v", last)
+		}
+		return
+	}
+	rej := err.(*Rejection)
+	if last.OK || last.Detail != rej.Detail {
+		t.Fatalf("last step %+v, want a failure with the rejection's detail %q", last, rej.Detail)
+	}
+	if tc.step != "" && last.Name != tc.step {
+		t.Fatalf("failing step %q, want %q (%s)", last.Name, tc.step, last.Detail)
+	}
+	if !strings.Contains(rej.Detail, tc.detail) {
+		t.Fatalf("detail %q lacks %q", rej.Detail, tc.detail)
+	}
+}
+
+// TestVerifyDecodeRules covers the strict decoding through the verifier.
 func TestVerifyDecodeRules(t *testing.T) {
 	key := fixtureKey(t, "ES256", "k1", 0)
 	set := loadTestSet(t, LoadOptions{}, key)
@@ -408,7 +465,7 @@ func TestVerifyDecodeRules(t *testing.T) {
 		{name: "header that is not JSON is malformed", token: raw(`not json`, validPayload), want: ReasonMalformed},
 		{name: "header that is a JSON array is malformed", token: raw(`["alg","ES256"]`, validPayload), want: ReasonMalformed},
 		{name: "claims that are not an object are malformed", token: raw(`{"alg":"ES256","kid":"k1"}`, `"just a string"`), want: ReasonMalformed},
-		{name: "kid that is a number is malformed", token: sign(map[string]any{"kid": 7}), want: ReasonMalformed},
+		{name: "kid that is a number is malformed", token: sign(map[string]any{"kid": 7}), want: ReasonMalformed, step: "decode"},
 		{name: "kid of 256 bytes is allowed", token: sign(map[string]any{"kid": strings.Repeat("k", 256)}),
 			set: loadTestSet(t, LoadOptions{}, fixtureKey(t, "ES256", strings.Repeat("k", 256), 0))},
 		{name: "kid of 257 bytes is malformed", token: sign(map[string]any{"kid": strings.Repeat("k", 257)}), want: ReasonMalformed},
@@ -417,7 +474,7 @@ func TestVerifyDecodeRules(t *testing.T) {
 			return jwttest.Sign(t, key, nil, testClaims(map[string]any{"iss": 42}))
 		}, want: ReasonMalformed},
 		{name: "alg absent is forbidden_alg", token: sign(map[string]any{"alg": nil}), want: ReasonForbiddenAlg},
-		{name: "alg none is forbidden_alg", token: sign(map[string]any{"alg": "none"}), want: ReasonForbiddenAlg},
+		{name: "alg none is forbidden_alg", token: sign(map[string]any{"alg": "none"}), want: ReasonForbiddenAlg, step: "decode"},
 		{name: "alg unknown is forbidden_alg", token: sign(map[string]any{"alg": "RS1"}), want: ReasonForbiddenAlg},
 		{name: "alg in the wrong case is forbidden_alg", token: sign(map[string]any{"alg": "es256"}), want: ReasonForbiddenAlg},
 		{name: "crit is malformed", token: sign(map[string]any{"crit": []string{"exp"}, "exp": 1}), want: ReasonMalformed},
@@ -432,7 +489,7 @@ func TestVerifyDecodeRules(t *testing.T) {
 	runVerifyCases(t, set, cases)
 }
 
-// TestVerifyKeySelection covers SPEC step 3.
+// TestVerifyKeySelection covers issuer, alg policy and key selection.
 func TestVerifyKeySelection(t *testing.T) {
 	es := fixtureKey(t, "ES256", "k-es", 0)
 	rs := fixtureKey(t, "RS256", "k-rs", 0)
@@ -471,41 +528,60 @@ func TestVerifyKeySelection(t *testing.T) {
 	cases := []verifyCase{
 		{name: "kid match picks that key (EC)", token: signWith(es, nil), wantKey: es},
 		{name: "kid match picks that key (RSA)", token: signWith(rs, nil), wantKey: rs},
-		{name: "no key set at all is keys_unavailable", noKeys: true, token: signWith(es, nil), want: ReasonKeysUnavailable, refresh: calls(0)},
+		{name: "no key set at all is keys_unavailable", noKeys: true, token: signWith(es, nil), want: ReasonKeysUnavailable, refresh: calls(0),
+			step: "key", detail: `no usable key set for issuer "https://issuer.example"`},
 		{name: "unknown iss is wrong_issuer", token: func(t *testing.T) string {
 			return jwttest.Sign(t, es, nil, testClaims(map[string]any{"iss": "https://other.example"}))
-		}, want: ReasonWrongIssuer},
+		}, want: ReasonWrongIssuer, step: "issuer", detail: `issuer "https://other.example" is not configured (configured: "https://issuer.example")`},
 		{name: "absent iss is wrong_issuer", token: func(t *testing.T) string {
 			return jwttest.Sign(t, es, nil, testClaims(map[string]any{"iss": nil}))
 		}, want: ReasonWrongIssuer},
 		{name: "alg outside the issuer's algorithms is forbidden_alg", token: signWith(rs, nil),
-			policy: func(p *IssuerPolicy) { p.Algorithms = []string{"ES256"} }, want: ReasonForbiddenAlg, refresh: calls(0)},
+			policy: func(p *IssuerPolicy) { p.Algorithms = []string{"ES256"} }, want: ReasonForbiddenAlg, refresh: calls(0),
+			step: "alg", detail: "alg RS256 is not allowed for this issuer (allowed: ES256)"},
 		{name: "unknown kid is unknown_kid after one refresh", token: signWith(fixtureKey(t, "ES256", "k-missing", 0), nil),
-			want: ReasonUnknownKid, refresh: calls(1)},
+			want: ReasonUnknownKid, refresh: calls(1), step: "key",
+			detail: `no key with kid "k-missing" in the set (unknown-kid refresh: no newer set); the set has kids ["k-es" "k-rs"]`},
+		{name: "unknown kid still missing from a refreshed set", after: afterRotation, token: signWith(fixtureKey(t, "ES256", "k-gone", 0), nil),
+			want: ReasonUnknownKid, refresh: calls(1), step: "key",
+			detail: `no key with kid "k-gone" in the set (unknown-kid refresh: checked the newer set); the set has kids ["k-es" "k-rs" "k-new"]`},
 		{name: "unknown kid found by the refresh is accepted", after: afterRotation, token: signWith(rotated, nil),
 			wantKey: rotated, refresh: calls(1)},
 		{name: "known kid never triggers a refresh", token: signWith(es, nil), wantKey: es, refresh: calls(0)},
 		{name: "the set's only key without kid serves any token kid", set: kidlessSet,
 			token: signWith(fixtureKey(t, "ES256", "whatever", 0), nil), wantKey: kidless},
 		{name: "a kid-less key among others does not serve an unknown kid", set: kidlessPlusOther,
-			token: signWith(fixtureKey(t, "ES256", "whatever", 0), nil), want: ReasonUnknownKid, refresh: calls(1)},
+			token: signWith(fixtureKey(t, "ES256", "whatever", 0), nil), want: ReasonUnknownKid, refresh: calls(1),
+			detail: `no key with kid "whatever" in the set (unknown-kid refresh: no newer set); the set has kids ["" "k-rs"]`},
+		{name: "the set's only key without kid but of another type is unknown_kid", set: kidlessSet,
+			token: signWith(fixtureKey(t, "RS256", "whatever", 0), nil), want: ReasonUnknownKid, refresh: calls(1),
+			detail: `no key with kid "whatever" in the set; its only key has no kid and is an EC P-256 key (alg ES256), which cannot verify RS256`},
+		{name: "token without kid and no key of its type is unknown_kid", set: kidlessSet, token: signWith(rs, noKid),
+			want: ReasonUnknownKid, detail: "the token has no kid and no key in the set can verify RS256"},
 		{name: "token without kid uses the one key fitting its alg", token: signWith(es, noKid), wantKey: es},
 		{name: "token without kid uses the one RSA key", token: signWith(rs, noKid), wantKey: rs},
 		{name: "token without kid and two fitting keys is unknown_kid", set: twoES, token: signWith(es, noKid),
-			want: ReasonUnknownKid, refresh: calls(1)},
+			want: ReasonUnknownKid, refresh: calls(1), detail: "the token has no kid and 2 keys in the set can verify ES256: the token must name its key"},
 		{name: "token without kid and a kid-less set", set: kidlessSet, token: signWith(kidless, nil), wantKey: kidless},
 		{name: "key alg must equal the header alg (RS384 under an RS256 key)",
-			token: signWith(rs, map[string]any{"alg": "RS384"}), want: ReasonUnknownKid, refresh: calls(1)},
+			token: signWith(rs, map[string]any{"alg": "RS384"}), want: ReasonUnknownKid, refresh: calls(1),
+			detail: `kid "k-rs" is in the key set but is an RSA 2048-bit key (alg RS256), which cannot verify RS384`},
 		{name: "key alg must equal the header alg (PS256 under an RS256 key)",
-			token: signWith(rs, map[string]any{"alg": "PS256"}), want: ReasonUnknownKid, refresh: calls(1)},
+			token: signWith(rs, map[string]any{"alg": "PS256"}), want: ReasonUnknownKid, refresh: calls(1),
+			detail: `kid "k-rs" is in the key set but is an RSA 2048-bit key (alg RS256), which cannot verify PS256`},
 		{name: "key without alg serves RS384", set: noAlgSet, token: signWith(rsNoAlg, map[string]any{"alg": "RS384"}), wantKey: rsNoAlg},
 		{name: "key without alg serves PS512", set: noAlgSet, token: signWith(rsNoAlg, map[string]any{"alg": "PS512"}), wantKey: rsNoAlg},
 		{name: "EdDSA key without alg serves Ed25519", set: edNoAlgSet, token: signWith(edNoAlg, map[string]any{"alg": "Ed25519"}), wantKey: edNoAlg},
 		{name: "EdDSA key does not serve Ed25519", set: edSet, token: signWith(ed, map[string]any{"alg": "Ed25519"}),
-			want: ReasonUnknownKid},
+			want: ReasonUnknownKid, detail: `kid "k-ed" is in the key set but is an Ed25519 key (alg EdDSA), which cannot verify Ed25519`},
 		{name: "EC key does not serve an RSA alg under its kid", token: func(t *testing.T) string {
 			return jwttest.Sign(t, rs, map[string]any{"kid": "k-es"}, testClaims(nil))
-		}, want: ReasonUnknownKid},
+		}, want: ReasonUnknownKid, step: "key",
+			detail: `kid "k-es" is in the key set but is an EC P-256 key (alg ES256), which cannot verify RS256 (unknown-kid refresh: no newer set)`},
+		{name: "same kid on two keys, neither fitting, names both", set: sameKidECFirst, token: func(t *testing.T) string {
+			return jwttest.Sign(t, es, map[string]any{"alg": "ES384", "kid": "shared"}, testClaims(nil))
+		}, want: ReasonUnknownKid,
+			detail: `kid "shared" is in the key set but is an EC P-256 key (alg ES256) and an RSA 2048-bit key (alg RS256), which cannot verify ES384`},
 		{name: "same kid, EC first: ES256 token gets the EC key", set: sameKidECFirst, token: signWith(sameKidEC, nil), wantKey: sameKidEC},
 		{name: "same kid, EC first: RS256 token gets the RSA key", set: sameKidECFirst, token: signWith(sameKidRSA, nil), wantKey: sameKidRSA},
 		{name: "same kid, RSA first: ES256 token gets the EC key", set: sameKidRSAFirst, token: signWith(sameKidEC, nil), wantKey: sameKidEC},
@@ -514,12 +590,12 @@ func TestVerifyKeySelection(t *testing.T) {
 			// Signed with the P-256 key but labelled ES384: the curve
 			// binding must refuse the key, not try the math.
 			return jwttest.Sign(t, es, map[string]any{"alg": "ES384"}, testClaims(nil))
-		}, want: ReasonUnknownKid},
+		}, want: ReasonUnknownKid, detail: `kid "k-es" is in the key set but is an EC P-256 key (alg ES256), which cannot verify ES384`},
 	}
 	runVerifyCases(t, set, cases)
 }
 
-// TestVerifyClaimRules covers SPEC step 5 at its boundaries.
+// TestVerifyClaimRules covers the claim checks at their boundaries.
 func TestVerifyClaimRules(t *testing.T) {
 	key := fixtureKey(t, "ES256", "k1", 0)
 	set := loadTestSet(t, LoadOptions{}, key)
@@ -544,9 +620,10 @@ func TestVerifyClaimRules(t *testing.T) {
 
 	cases := []verifyCase{
 		// exp: required, a NumericDate in range, and exp <= now-leeway is expired.
-		{name: "exp absent is malformed", token: claims(map[string]any{"exp": nil}), want: ReasonMalformed},
-		{name: "exp as a string is malformed", token: claims(map[string]any{"exp": fmt.Sprint(now + 60)}), want: ReasonMalformed},
-		{name: "exp exactly now-leeway is expired", token: claims(map[string]any{"exp": now - leeway}), want: ReasonExpired},
+		{name: "exp absent is malformed", token: claims(map[string]any{"exp": nil}), want: ReasonMalformed, step: "exp", detail: "exp claim is required"},
+		{name: "exp as a string is malformed", token: claims(map[string]any{"exp": fmt.Sprint(now + 60)}), want: ReasonMalformed, step: "claim_types"},
+		{name: "exp exactly now-leeway is expired", token: claims(map[string]any{"exp": now - leeway}), want: ReasonExpired,
+			step: "exp", detail: "exp 2025-06-15T15:06:10Z (expired 30s ago) is not after now − leeway = 2025-06-15T15:06:10Z (now 2025-06-15T15:06:40Z, leeway 30s)"},
 		{name: "exp one second after now-leeway is accepted", token: claims(map[string]any{"exp": now - leeway + 1})},
 		{name: "exp half a second after now-leeway is accepted", token: rawNums(nil, map[string]string{"exp": fmt.Sprintf("%d.5", now-leeway)})},
 		{name: "exp half a second before now-leeway is expired", token: rawNums(nil, map[string]string{"exp": fmt.Sprintf("%d.5", now-leeway-1)}), want: ReasonExpired},
@@ -558,27 +635,55 @@ func TestVerifyClaimRules(t *testing.T) {
 		{name: "exp 1e30 is malformed", token: rawNums(nil, map[string]string{"exp": "1e30"}), want: ReasonMalformed},
 		{name: "exp null is malformed", token: rawNums(nil, map[string]string{"exp": "null"}), want: ReasonMalformed},
 
+		// Registered claim types (RFC 7519 §4.1), checked whether or not the
+		// claim is used: sub and jti strings, aud a string or an array of
+		// strings. A signed sub ["admin"] must not become the user "admin".
+		{name: "sub as an array is malformed", token: claims(map[string]any{"sub": []string{"admin"}}), want: ReasonMalformed, step: "claim_types", detail: "sub is not a string"},
+		{name: "sub as a number is malformed", token: claims(map[string]any{"sub": 42}), want: ReasonMalformed, step: "claim_types"},
+		{name: "sub null is malformed", token: rawNums(nil, map[string]string{"sub": "null"}), want: ReasonMalformed, step: "claim_types"},
+		{name: "sub as an object is malformed", token: claims(map[string]any{"sub": map[string]any{"id": "admin"}}), want: ReasonMalformed, step: "claim_types"},
+		{name: "sub true is malformed", token: claims(map[string]any{"sub": true}), want: ReasonMalformed, step: "claim_types"},
+		{name: "sub empty string is a string", token: claims(map[string]any{"sub": ""})},
+		{name: "sub absent is accepted", token: claims(map[string]any{"sub": nil})},
+		{name: "jti as a number is malformed", token: claims(map[string]any{"jti": 7}), want: ReasonMalformed, step: "claim_types", detail: "jti is not a string"},
+		{name: "jti null is malformed", token: rawNums(nil, map[string]string{"jti": "null"}), want: ReasonMalformed, step: "claim_types"},
+		{name: "jti as a string is accepted", token: claims(map[string]any{"jti": "a1b2"})},
+		{name: "aud array with a number is malformed without an audience configured", token: claims(map[string]any{"aud": []any{"x", 1}}),
+			want: ReasonMalformed, step: "claim_types", detail: "aud array holds a non-string"},
+		{name: "aud a number is malformed without an audience configured", token: claims(map[string]any{"aud": 5}), want: ReasonMalformed, step: "claim_types"},
+		{name: "aud null is malformed", token: rawNums(nil, map[string]string{"aud": "null"}), want: ReasonMalformed, step: "claim_types"},
+		{name: "aud null is malformed with an audience configured", policy: aud, token: rawNums(nil, map[string]string{"aud": "null"}), want: ReasonMalformed},
+		{name: "aud an object is malformed", token: claims(map[string]any{"aud": map[string]any{"x": "api"}}), want: ReasonMalformed, step: "claim_types"},
+		{name: "aud array of strings without an audience configured is accepted", token: claims(map[string]any{"aud": []string{"x", "y"}})},
+		{name: "aud empty array without an audience configured is accepted", token: claims(map[string]any{"aud": []string{}})},
+		{name: "wrong sub type beats expired", token: claims(map[string]any{"sub": 1, "exp": now - 3600}), want: ReasonMalformed},
+
 		// nbf and iat: > now+leeway is not yet valid.
 		{name: "nbf exactly now+leeway is accepted", token: claims(map[string]any{"nbf": now + leeway})},
-		{name: "nbf one second after now+leeway is not_yet_valid", token: claims(map[string]any{"nbf": now + leeway + 1}), want: ReasonNotYetValid},
+		{name: "nbf one second after now+leeway is not_yet_valid", token: claims(map[string]any{"nbf": now + leeway + 1}), want: ReasonNotYetValid,
+			step: "nbf", detail: "(not valid for another 31s) is after now + leeway = 2025-06-15T15:07:10Z"},
 		{name: "nbf absent is accepted", token: claims(map[string]any{"nbf": nil})},
 		{name: "nbf as a string is malformed", token: claims(map[string]any{"nbf": "soon"}), want: ReasonMalformed},
 		{name: "iat exactly now+leeway is accepted", token: claims(map[string]any{"iat": now + leeway})},
-		{name: "iat one second after now+leeway is not_yet_valid", token: claims(map[string]any{"iat": now + leeway + 1}), want: ReasonNotYetValid},
+		{name: "iat one second after now+leeway is not_yet_valid", token: claims(map[string]any{"iat": now + leeway + 1}), want: ReasonNotYetValid,
+			step: "iat", detail: "(issued 31s in the future) is after now + leeway"},
 		{name: "iat absent is accepted", token: claims(map[string]any{"iat": nil})},
 		{name: "iat negative is malformed", token: claims(map[string]any{"iat": -5}), want: ReasonMalformed},
-		{name: "zero leeway: nbf one second ahead is not_yet_valid", opts: VerifierOptions{Leeway: time.Nanosecond},
-			token: claims(map[string]any{"nbf": now + 1}), want: ReasonNotYetValid},
+		{name: "zero leeway: nbf one second ahead is not_yet_valid", noLeeway: true,
+			token: claims(map[string]any{"nbf": now + 1}), want: ReasonNotYetValid, step: "nbf"},
+		{name: "zero leeway: nbf now is accepted", noLeeway: true, token: claims(map[string]any{"nbf": now})},
+		{name: "zero leeway: exp now is expired", noLeeway: true, token: claims(map[string]any{"exp": now}), want: ReasonExpired, step: "exp"},
+		{name: "zero leeway: exp one second ahead is accepted", noLeeway: true, token: claims(map[string]any{"exp": now + 1})},
 
 		// max_lifetime: exp-iat, or exp-now without iat.
 		{name: "lifetime exactly max_lifetime is accepted", opts: life,
 			token: claims(map[string]any{"iat": now, "exp": now + 3600})},
 		{name: "lifetime one second over max_lifetime is too_old", opts: life,
-			token: claims(map[string]any{"iat": now, "exp": now + 3601}), want: ReasonTooOld},
+			token: claims(map[string]any{"iat": now, "exp": now + 3601}), want: ReasonTooOld, step: "max_lifetime", detail: "lifetime exp − iat = 1h0m1s exceeds max_lifetime 1h0m0s"},
 		{name: "old iat with long lifetime is too_old", opts: life,
 			token: claims(map[string]any{"iat": now - 7200, "exp": now + 60}), want: ReasonTooOld},
 		{name: "without iat, exp-now over max_lifetime is too_old", opts: life,
-			token: claims(map[string]any{"iat": nil, "exp": now + 3601}), want: ReasonTooOld},
+			token: claims(map[string]any{"iat": nil, "exp": now + 3601}), want: ReasonTooOld, detail: "lifetime exp − now = 1h0m1s"},
 		{name: "without iat, exp-now within max_lifetime is accepted", opts: life,
 			token: claims(map[string]any{"iat": nil, "exp": now + 3599})},
 		{name: "no max_lifetime allows a year", token: claims(map[string]any{"exp": now + 365*24*3600})},
@@ -587,7 +692,8 @@ func TestVerifyClaimRules(t *testing.T) {
 		{name: "aud string matching is accepted", policy: aud, token: claims(map[string]any{"aud": "api2"})},
 		{name: "aud array containing one is accepted", policy: aud, token: claims(map[string]any{"aud": []string{"x", "api"}})},
 		{name: "aud string not matching is wrong_audience", policy: aud, token: claims(map[string]any{"aud": "API"}), want: ReasonWrongAudience},
-		{name: "aud array not matching is wrong_audience", policy: aud, token: claims(map[string]any{"aud": []string{"x", "y"}}), want: ReasonWrongAudience},
+		{name: "aud array not matching is wrong_audience", policy: aud, token: claims(map[string]any{"aud": []string{"x", "y"}}), want: ReasonWrongAudience,
+			step: "aud", detail: `aud ["x","y"] does not contain any of ["api" "api2"]`},
 		{name: "aud empty array is wrong_audience", policy: aud, token: claims(map[string]any{"aud": []string{}}), want: ReasonWrongAudience},
 		{name: "aud missing when configured is wrong_audience", policy: aud, token: claims(nil), want: ReasonWrongAudience},
 		{name: "aud a number is malformed", policy: aud, token: claims(map[string]any{"aud": 5}), want: ReasonMalformed},
@@ -599,14 +705,14 @@ func TestVerifyClaimRules(t *testing.T) {
 		{name: "typ application/at+jwt accepted for at+jwt", policy: typ("at+jwt"), token: withHeader(map[string]any{"typ": "application/at+jwt"}, nil)},
 		{name: "typ AT+JWT accepted for at+jwt", policy: typ("at+jwt"), token: withHeader(map[string]any{"typ": "AT+JWT"}, nil)},
 		{name: "typ Application/At+Jwt accepted for application/at+jwt", policy: typ("application/at+jwt"), token: withHeader(map[string]any{"typ": "Application/At+Jwt"}, nil)},
-		{name: "typ JWT rejected for at+jwt", policy: typ("at+jwt"), token: withHeader(map[string]any{"typ": "JWT"}, nil), want: ReasonWrongType},
+		{name: "typ JWT rejected for at+jwt", policy: typ("at+jwt"), token: withHeader(map[string]any{"typ": "JWT"}, nil), want: ReasonWrongType, step: "typ"},
 		{name: "typ absent rejected for at+jwt", policy: typ("at+jwt"), token: withHeader(map[string]any{"typ": nil}, nil), want: ReasonWrongType},
 		{name: "typ xat+jwt rejected for at+jwt", policy: typ("at+jwt"), token: withHeader(map[string]any{"typ": "xat+jwt"}, nil), want: ReasonWrongType},
 		{name: "typ one of several accepted", policy: typ("JWT", "at+jwt"), token: withHeader(map[string]any{"typ": "jwt"}, nil)},
 		{name: "typ anything when not configured", token: withHeader(map[string]any{"typ": "secevent+jwt"}, nil)},
 
 		// cnf: bound tokens are refused until binding is supported.
-		{name: "cnf jkt is bound_token", token: claims(map[string]any{"cnf": map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}), want: ReasonBoundToken},
+		{name: "cnf jkt is bound_token", token: claims(map[string]any{"cnf": map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}), want: ReasonBoundToken, step: "cnf"},
 		{name: "cnf x5t#S256 is bound_token", token: claims(map[string]any{"cnf": map[string]any{"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}), want: ReasonBoundToken},
 		{name: "cnf null is still bound_token", token: rawNums(nil, map[string]string{"cnf": "null"}), want: ReasonBoundToken},
 
@@ -624,7 +730,7 @@ func TestVerifyClaimRules(t *testing.T) {
 	runVerifyCases(t, set, cases)
 }
 
-// TestVerifyRequireRules covers SPEC "require": scope/scp split on spaces,
+// TestVerifyRequireRules covers `require`: scope/scp split on spaces,
 // arrays element by element, dotted paths, scalars by rendered form.
 func TestVerifyRequireRules(t *testing.T) {
 	key := fixtureKey(t, "ES256", "k1", 0)
@@ -649,7 +755,8 @@ func TestVerifyRequireRules(t *testing.T) {
 
 	cases := []verifyCase{
 		{name: "scope values split on spaces", opts: rules(rule("scope", "read", "admin:all"))},
-		{name: "scope missing one value is claim_mismatch", opts: rules(rule("scope", "read", "delete")), want: ReasonClaimMismatch},
+		{name: "scope missing one value is claim_mismatch", opts: rules(rule("scope", "read", "delete")), want: ReasonClaimMismatch,
+			step: "require", detail: `claim scope lacks "delete"`},
 		{name: "scope matches whole words only", opts: rules(rule("scope", "rea")), want: ReasonClaimMismatch},
 		{name: "scope string with a space is not one value", opts: rules(rule("scope", "read write")), want: ReasonClaimMismatch},
 		{name: "scp array matched element by element", opts: rules(rule("scp", "mail.send"))},
@@ -701,9 +808,33 @@ func TestVerifierIssuers(t *testing.T) {
 	wantReason(t, v, jwttest.Sign(t, keyA, nil, testClaims(map[string]any{"iss": "https://b.example", "aud": "b-api"})), ReasonBadSignature)
 	// B's audience rule does not leak into A.
 	wantReason(t, v, jwttest.Sign(t, keyA, nil, testClaims(map[string]any{"iss": "https://a.example", "aud": "zzz"})), "")
-	if got := len(v.Issuers()); got != 2 {
-		t.Fatalf("Issuers() has %d entries", got)
+}
+
+// TestNewVerifierOwnsItsPolicies: the verifier copies what it is given and
+// writes nothing back, so a caller changing its policy or rules afterwards
+// changes nothing, and the policy is never mutated by the verifier.
+func TestNewVerifierOwnsItsPolicies(t *testing.T) {
+	key := fixtureKey(t, "ES256", "k1", 0)
+	policy, _ := testPolicy(loadTestSet(t, LoadOptions{}, key), "ES256")
+	policy.Audience = []string{"api"}
+	policy.TokenTypes = []string{"Application/AT+JWT"}
+	rules := []ClaimRule{{Claim: "scope", Values: []string{"read"}}}
+	before := *policy
+	before.Algorithms = slices.Clone(policy.Algorithms)
+	before.Audience = slices.Clone(policy.Audience)
+	before.TokenTypes = slices.Clone(policy.TokenTypes)
+	v := testVerifier(VerifierOptions{Leeway: testLeeway, Require: rules}, policy)
+	if !reflect.DeepEqual(*policy, before) {
+		t.Fatalf("NewVerifier changed its input policy: %+v, was %+v", *policy, before)
 	}
+	good := jwttest.Sign(t, key, map[string]any{"typ": "at+jwt"}, testClaims(map[string]any{"aud": "api", "scope": "read"}))
+	wantReason(t, v, good, "")
+
+	policy.Algorithms[0] = "RS256"
+	policy.Audience[0] = "other"
+	policy.TokenTypes[0] = "JWT"
+	rules[0].Values[0] = "write"
+	wantReason(t, v, good, "")
 }
 
 // TestVerifyRejectionsCarryReasons: every rejection is a *Rejection whose
@@ -729,5 +860,47 @@ func TestVerifyRejectionsCarryReasons(t *testing.T) {
 	}
 	if ReasonOf(fmt.Errorf("wrapped: %w", ReasonExpired)) != ReasonExpired {
 		t.Fatal("ReasonOf must see a wrapped Reason")
+	}
+}
+
+// TestVerifyTraceNamesEveryStep: an accepted token's trace lists every check
+// the verifier ran, in order, one require step per rule.
+func TestVerifyTraceNamesEveryStep(t *testing.T) {
+	key := fixtureKey(t, "ES256", "k-new", 0)
+	policy, src := testPolicy(loadTestSet(t, LoadOptions{}, fixtureKey(t, "ES256", "k-old", 1)), "ES256")
+	src.after = loadTestSet(t, LoadOptions{}, key)
+	policy.Audience = []string{"api"}
+	policy.TokenTypes = []string{"at+jwt"}
+	v := testVerifier(VerifierOptions{Leeway: testLeeway, MaxLifetime: time.Hour, Require: []ClaimRule{
+		{Claim: "scope", Values: []string{"read"}}, {Claim: "roles", Values: []string{"admin"}},
+	}}, policy)
+	tok := jwttest.Sign(t, key, map[string]any{"typ": "at+jwt"}, testClaims(map[string]any{
+		"aud": []string{"other", "api"}, "scope": "read write", "roles": []string{"admin"},
+	}))
+	tr := new(trace)
+	if _, err := v.verify(context.Background(), tok, tr); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range tr.steps {
+		if !s.OK || s.Detail == "" {
+			t.Errorf("step %+v: want a pass with a detail", s)
+		}
+		got = append(got, s.Name)
+	}
+	want := "decode issuer alg key signature claim_types exp nbf iat max_lifetime aud typ cnf require require"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("steps %q, want %q", strings.Join(got, " "), want)
+	}
+	for i, frag := range map[int]string{
+		3:  `kid "k-new": EC P-256 key (alg ES256), found by an unknown-kid refresh`,
+		6:  "(expires in 5m) is after now − leeway",
+		9:  "lifetime exp − iat = 5m0s ≤ max_lifetime 1h0m0s",
+		10: `aud ["other","api"] contains "api"`,
+		13: `claim scope has ["read"]`,
+	} {
+		if !strings.Contains(tr.steps[i].Detail, frag) {
+			t.Errorf("step %s detail %q lacks %q", tr.steps[i].Name, tr.steps[i].Detail, frag)
+		}
 	}
 }
