@@ -43,7 +43,8 @@ type statusResponse struct {
 	Issuers []fetcherStatus `json:"issuers"`
 }
 
-// fetcherStatus is one key source as the status endpoint shows it. Fields
+// fetcherStatus is one key source as the status endpoint shows it (and the
+// metrics read it). Fields
 // that are unknown (no set loaded yet, no error) are null rather than absent,
 // so a script can rely on every key being there.
 type fetcherStatus struct {
@@ -63,15 +64,6 @@ type fetcherStatus struct {
 	LastError   *string    `json:"last_error"`
 }
 
-// newerThan orders two sources of one issuer: a loaded set beats none, then
-// the more recently fetched wins.
-func (s fetcherStatus) newerThan(o fetcherStatus) bool {
-	if (s.FetchedAt == nil) != (o.FetchedAt == nil) {
-		return s.FetchedAt != nil
-	}
-	return s.FetchedAt != nil && s.FetchedAt.After(*o.FetchedAt)
-}
-
 func (a *AdminStatus) serveStatus(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
@@ -85,12 +77,13 @@ func (a *AdminStatus) serveStatus(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-// poolStatus snapshots every pooled fetcher, sorted by issuer then URL.
+// poolStatus snapshots every pooled source, sorted by issuer then URL. Each
+// source type fills in its own status.
 func poolStatus(now time.Time) []fetcherStatus {
 	out := []fetcherStatus{}
 	fetchers.Range(func(_, v any) bool {
-		if f, ok := v.(*fetcher); ok {
-			out = append(out, f.status(now))
+		if src, ok := v.(pooledSource); ok {
+			out = append(out, src.status(now))
 		}
 		return true
 	})
@@ -103,41 +96,8 @@ func poolStatus(now time.Time) []fetcherStatus {
 	return out
 }
 
-// status snapshots the fetcher: the key state is one atomic value and the
-// rest is read under f.mu, so the result is consistent with itself.
-func (f *fetcher) status(now time.Time) fetcherStatus {
-	st := fetcherStatus{Issuer: f.cfg.Issuer, Kids: []string{}, Algorithms: []string{}}
-	f.mu.Lock()
-	st.URL = f.jwksURL
-	if f.cfg.JWKSFile != "" {
-		st.URL = f.cfg.JWKSFile
-	} else if st.URL == "" {
-		st.URL = discoveryURL(f.cfg.Issuer)
-	}
-	if !f.nextAttempt.IsZero() {
-		next := f.nextAttempt.UTC()
-		st.NextRefresh = &next
-	}
-	if f.lastError != "" {
-		msg := f.lastError
-		st.LastError = &msg
-	}
-	f.mu.Unlock()
-	if ks := f.state.Load(); ks != nil {
-		source, fetched := ks.source, ks.fetchedAt.UTC()
-		age := math.Round(now.Sub(ks.fetchedAt).Seconds()*1000) / 1000
-		st.Source, st.FetchedAt, st.AgeSeconds = &source, &fetched, &age
-		if ks.url != "" && f.cfg.JWKSFile == "" {
-			st.URL = ks.url
-		}
-		st.Kids = ks.set.Kids()
-		st.Algorithms = verifiableAlgorithms(ks.set)
-	}
-	if f.cfg.JWKSFile == "" {
-		st.URL = redactURL(st.URL) // userinfo never leaves the process
-	}
-	return st
-}
+// roundMillis rounds seconds to milliseconds, enough for an age.
+func roundMillis(secs float64) float64 { return math.Round(secs*1000) / 1000 }
 
 // verifiableAlgorithms lists, sorted, the algorithms some key of set can
 // verify, by the same fit rule as key selection.

@@ -371,13 +371,14 @@ func newCLILogger(w io.Writer) *zap.Logger {
 	return zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), zap.WarnLevel))
 }
 
-// staticKeys is a KeySource over a set loaded once: the CLI has no
+// staticKeys is a keySource over a set loaded once: the CLI has no
 // background refresh, so an unknown kid is final.
 type staticKeys struct{ set *KeySet }
 
-func (s staticKeys) KeySet() *KeySet                                      { return s.set }
-func (s staticKeys) RefreshForUnknownKey(context.Context, string) *KeySet { return s.set }
-func (s staticKeys) RetryAfter() time.Duration                            { return 0 }
+func (s staticKeys) KeySet() *KeySet                              { return s.set }
+func (s staticKeys) KeysWanted()                                  {}
+func (s staticKeys) RefreshForUnknownKid(context.Context) *KeySet { return s.set }
+func (s staticKeys) RetryAfter() time.Duration                    { return 0 }
 
 // cliVerifier builds the same Verifier as the handler (newAuthenticator),
 // over keys loaded once by the fetcher's own code (same URL rules, caps,
@@ -404,25 +405,14 @@ func cliVerifier(ctx context.Context, cfg *Config, logger *zap.Logger, now time.
 	}), notes
 }
 
-// loadKeysOnce reads a key source one time with a fetcher that never starts
-// its loop. It returns the set and where it came from.
+// loadKeysOnce reads a key source one time with the handler's own source
+// code, without its background loader and without storage (the CLI never
+// persists). It returns the set and where it came from.
 func loadKeysOnce(ctx context.Context, sc sourceConfig, logger *zap.Logger) (*KeySet, string, error) {
-	f := newFetcher(sc, logger, nil) // no storage: the CLI never persists
-	defer f.cancel()
-	if sc.JWKSFile != "" {
-		err := f.readFile()
-		return f.KeySet(), sc.JWKSFile, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, sc.FetchTimeout)
-	defer cancel()
-	_, err := f.fetch(ctx)
-	f.mu.Lock()
-	from := f.jwksURL // the discovered jwks_uri, once known
-	f.mu.Unlock()
-	if from == "" {
-		from = sc.sourceURL()
-	}
-	return f.KeySet(), redactURL(from), err
+	src := newKeySource(sc, &sourceUser{logger: logger, tuning: sc.sourceTuning})
+	defer src.Destruct()
+	err := src.loadOnce(ctx)
+	return src.KeySet(), src.status(time.Now()).URL, err
 }
 
 // stepWriter prints one pass/fail line per verification step.

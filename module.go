@@ -110,9 +110,9 @@ type authenticator struct {
 	cfg      *Config
 	verifier *Verifier
 	logger   *zap.Logger
-	acquired []string // pool keys this instance holds
+	acquired []sourceLease // pooled sources this instance holds
 	cache    *tokenCache
-	sources  map[string]*fetcher
+	sources  map[string]keySource
 }
 
 // dropClientIdentityHeaders removes client-sent copies of the claim

@@ -14,28 +14,13 @@ import (
 // attacks (1e30 overflows time arithmetic), never real tokens.
 const maxNumericDate = 253402300799
 
-// KeySource supplies one issuer's current keys. Implementations live in
-// jwks.go; the verifier sees only this.
-type KeySource interface {
-	// KeySet returns the usable set, or nil while the issuer has none
-	// (never loaded, or dropped after max_stale).
-	KeySet() *KeySet
-	// RefreshForUnknownKey is called when no key fits a token. It may fetch
-	// (coalesced and rate-limited by the source) and returns the set to try
-	// again with, possibly the same one. It returns within the fetch timeout.
-	RefreshForUnknownKey(ctx context.Context, kid string) *KeySet
-	// RetryAfter is how long until the source next tries to load keys,
-	// for the Retry-After header of a 503.
-	RetryAfter() time.Duration
-}
-
 // IssuerPolicy is what the verifier knows about one trusted issuer.
 type IssuerPolicy struct {
 	Issuer     string          // compared byte for byte with "iss"
 	Algorithms []string        // accepted "alg" values
 	Audience   []string        // "aud" must contain one of these; empty: not checked
 	TokenTypes []string        // accepted "typ" values; empty: any
-	Keys       KeySource       // where this issuer's keys come from
+	Keys       keySource       // where this issuer's keys come from
 	algs       map[string]bool // Algorithms as a set
 	types      []string        // TokenTypes normalized
 }
@@ -134,12 +119,13 @@ func (v *Verifier) SelectKey(ctx context.Context, t *JWS) (*IssuerPolicy, *Key, 
 	}
 	set := issuer.Keys.KeySet()
 	if set == nil {
+		issuer.Keys.KeysWanted()
 		return issuer, nil, reject(ReasonKeysUnavailable, "no usable key set for issuer %.128q yet", t.Issuer)
 	}
 	if key := set.Select(t.Kid, t.Alg); key != nil {
 		return issuer, key, nil
 	}
-	if key := issuer.Keys.RefreshForUnknownKey(ctx, t.Kid).Select(t.Kid, t.Alg); key != nil {
+	if key := issuer.Keys.RefreshForUnknownKid(ctx).Select(t.Kid, t.Alg); key != nil {
 		return issuer, key, nil
 	}
 	return issuer, nil, reject(ReasonUnknownKid, "no %s key with kid %.128q", t.Alg, t.Kid)

@@ -131,7 +131,9 @@ type staticKeySource struct {
 
 func (s *staticKeySource) KeySet() *KeySet { return s.set }
 
-func (s *staticKeySource) RefreshForUnknownKey(context.Context, string) *KeySet {
+func (s *staticKeySource) KeysWanted() {}
+
+func (s *staticKeySource) RefreshForUnknownKid(context.Context) *KeySet {
 	s.refreshes.Add(1)
 	if s.after != nil {
 		return s.after
