@@ -3,6 +3,7 @@ package jwtauth
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -182,9 +183,49 @@ func TestRedirectsStayOnTheSameHost(t *testing.T) {
 	if err := sameHostRedirects(to, []*http.Request{from}); err == nil {
 		t.Fatal("https to http redirect accepted")
 	}
-	loop := []*http.Request{from, from, from}
-	if err := sameHostRedirects(from, loop); err == nil {
-		t.Fatal("redirect chain without end accepted")
+}
+
+// TestRedirectLimitIsExact: a chain of exactly maxRedirects same-host
+// redirects is followed; one more is refused, and its target never asked.
+func TestRedirectLimitIsExact(t *testing.T) {
+	key := jwttest.NewEC(t, "ES256", "k1")
+	var mu sync.Mutex
+	reached := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		reached[r.URL.Path]++
+		mu.Unlock()
+		// /hop/N redirects to /hop/N-1; /hop/0 serves the set.
+		var n int
+		if _, err := fmt.Sscanf(r.URL.Path, "/hop/%d", &n); err == nil && n > 0 {
+			http.Redirect(w, r, fmt.Sprintf("/hop/%d", n-1), http.StatusFound)
+			return
+		}
+		_, _ = w.Write(jwttest.JWKS(key))
+	}))
+	t.Cleanup(srv.Close)
+	for _, c := range []struct {
+		hops int
+		ok   bool
+	}{{1, true}, {maxRedirects, true}, {maxRedirects + 1, false}} {
+		t.Run(fmt.Sprintf("%d redirects", c.hops), func(t *testing.T) {
+			mu.Lock()
+			clear(reached)
+			mu.Unlock()
+			f := newTestSource(t, testSource(fmt.Sprintf("%s/hop/%d", srv.URL, c.hops)), nil)
+			res := f.fetchOnce()
+			if c.ok != (res.err == nil) || c.ok != (f.KeySet() != nil) {
+				t.Fatalf("%d redirects: err %v, set %v; want ok=%v", c.hops, res.err, f.KeySet() != nil, c.ok)
+			}
+			if !c.ok && !strings.Contains(res.err.Error(), "redirects") {
+				t.Fatalf("refusal does not say why: %v", res.err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if got := reached["/hop/0"]; (got == 1) != c.ok {
+				t.Fatalf("end of the chain asked %d times, want ok=%v", got, c.ok)
+			}
+		})
 	}
 }
 
