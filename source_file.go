@@ -52,7 +52,7 @@ func (s *fileSource) start() error {
 	}
 	s.note(nil)
 	s.started.Store(true)
-	go s.loop()
+	go s.loop(s.scheduleNext())
 	return nil
 }
 
@@ -69,9 +69,9 @@ func (s *fileSource) Destruct() error {
 	return nil
 }
 
-func (s *fileSource) loop() {
+func (s *fileSource) loop(first time.Duration) {
 	defer close(s.done)
-	timer := time.NewTimer(s.scheduleNext())
+	timer := time.NewTimer(first)
 	defer timer.Stop()
 	for {
 		select {
@@ -84,6 +84,7 @@ func (s *fileSource) loop() {
 	}
 }
 
+// scheduleNext records when the next read comes and returns the delay.
 func (s *fileSource) scheduleNext() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
