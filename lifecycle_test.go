@@ -21,8 +21,8 @@ import (
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
 )
 
-// TestMain points Caddy's default storage at a fresh directory: fetchers
-// persist key sets there (SPEC "Keys"), and a set left by an earlier run for
+// TestMain points Caddy's default storage at a fresh directory: URL sources
+// persist key sets there, and a set left by an earlier run for
 // a reused loopback port must never leak into this one.
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "jwtauth-storage-")
@@ -36,8 +36,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// End-to-end key lifecycle tests (SPEC "Keys") through the one in-process
-// Caddy of this test binary, against the fault-injecting jwttest.Server.
+// End-to-end key lifecycle tests (docs/design.md, "Key sources") through
+// the one in-process Caddy of this test binary, against the fault-injecting jwttest.Server.
 // None may run in parallel. Intervals are short (1s) so nothing sleeps long:
 // every wait polls against a deadline.
 

@@ -514,3 +514,28 @@ func TestDestructLeavesNothingRunning(t *testing.T) {
 		t.Fatal("loop still running")
 	}
 }
+
+// TestNewUserRetunesTheWaitingLoop: a reload that shortens refresh_interval
+// takes effect at once, not after the old interval has run out; the reload
+// that reverts it (a failed one) restores the old pace.
+func TestNewUserRetunesTheWaitingLoop(t *testing.T) {
+	srv := jwttest.NewServer(t, jwttest.NewEC(t, "ES256", "k1"))
+	sc := testSource(srv.JWKSURL())
+	sc.RefreshInterval = time.Hour
+	sc.MaxStale = 0
+	s := newURLSource(sc.sourceID, &sourceUser{logger: zaptest.NewLogger(t), tuning: sc.sourceTuning})
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Destruct() })
+	eventually(t, 5*time.Second, "first fetch", func() bool { return s.KeySet() != nil })
+	eventually(t, time.Second, "the loop plans the next fetch", func() bool { next, _ := s.sched.snapshot(); return time.Until(next) > 50*time.Minute })
+	fast := sc.sourceTuning
+	fast.RefreshInterval = time.Second
+	user := &sourceUser{logger: zaptest.NewLogger(t), tuning: fast}
+	s.users.add(user)
+	hits := srv.Hits()
+	eventually(t, 3*time.Second, "a fetch on the new 1s schedule", func() bool { return srv.Hits() > hits })
+	s.users.remove(user)
+	eventually(t, 3*time.Second, "back on the hourly schedule", func() bool { next, _ := s.sched.snapshot(); return time.Until(next) > 50*time.Minute })
+}
