@@ -37,8 +37,8 @@ func TestMain(m *testing.M) {
 }
 
 // End-to-end key lifecycle tests (docs/design.md, "Key sources") through
-// the one in-process Caddy of this test binary, against the fault-injecting jwttest.Server.
-// None may run in parallel. Intervals are short (1s) so nothing sleeps long:
+// the one in-process Caddy of this test binary, against the fault-injecting
+// jwttest.Server. None may run in parallel. Intervals are short (1s) so nothing sleeps long:
 // every wait polls against a deadline.
 
 // fastRefresh makes a fetcher refresh every second and allows an unknown-kid
