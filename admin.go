@@ -21,7 +21,7 @@ var _ caddy.AdminRouter = (*AdminStatus)(nil)
 
 // AdminStatus is the admin API module serving GET /jwt_auth/status: every
 // key source in use, its keys and its health. Caddy provisions admin modules
-// before the HTTP app, so it holds no state and reads the fetcher pool at
+// before the HTTP app, so it holds no state and reads the key source pool at
 // request time.
 type AdminStatus struct{}
 
