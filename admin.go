@@ -21,7 +21,7 @@ var _ caddy.AdminRouter = (*AdminStatus)(nil)
 
 // AdminStatus is the admin API module serving GET /jwt_auth/status: every
 // key source in use, its keys and its health. Caddy provisions admin modules
-// before the HTTP app, so it holds no state and reads the fetcher pool at
+// before the HTTP app, so it holds no state and reads the key source pool at
 // request time.
 type AdminStatus struct{}
 
@@ -52,14 +52,8 @@ type resourceStatus struct {
 	MetadataURL string `json:"metadata_url"`
 }
 
-// Destruct implements caddy.Destructor: the entry holds nothing to free.
-func (resourceStatus) Destruct() error { return nil }
-
-// publishedResources counts, per resource, the provisioned handlers that
-// publish it, so the status endpoint (which holds no state) can list them.
-var publishedResources = caddy.NewUsagePool()
-
-// fetcherStatus is one key source as the status endpoint shows it. Fields
+// fetcherStatus is one key source as the status endpoint shows it (and the
+// metrics read it). Fields
 // that are unknown (no set loaded yet, no error) are null rather than absent,
 // so a script can rely on every key being there.
 type fetcherStatus struct {
@@ -79,15 +73,6 @@ type fetcherStatus struct {
 	LastError   *string    `json:"last_error"`
 }
 
-// newerThan orders two sources of one issuer: a loaded set beats none, then
-// the more recently fetched wins.
-func (s fetcherStatus) newerThan(o fetcherStatus) bool {
-	if (s.FetchedAt == nil) != (o.FetchedAt == nil) {
-		return s.FetchedAt != nil
-	}
-	return s.FetchedAt != nil && s.FetchedAt.After(*o.FetchedAt)
-}
-
 func (a *AdminStatus) serveStatus(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
@@ -101,12 +86,13 @@ func (a *AdminStatus) serveStatus(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-// poolStatus snapshots every pooled fetcher, sorted by issuer then URL.
+// poolStatus snapshots every pooled source, sorted by issuer then URL. Each
+// source type fills in its own status.
 func poolStatus(now time.Time) []fetcherStatus {
 	out := []fetcherStatus{}
 	fetchers.Range(func(_, v any) bool {
-		if f, ok := v.(*fetcher); ok {
-			out = append(out, f.status(now))
+		if src, ok := v.(pooledSource); ok {
+			out = append(out, src.status(now))
 		}
 		return true
 	})
@@ -119,54 +105,31 @@ func poolStatus(now time.Time) []fetcherStatus {
 	return out
 }
 
-// resourcesStatus lists the published resources, sorted by resource.
+// resourcesStatus lists the resources of the live handlers, sorted: each
+// handler registers its resource with the key sources it uses, so the pool
+// that holds the sources is also the one place that knows them.
 func resourcesStatus() []resourceStatus {
-	out := []resourceStatus{}
-	publishedResources.Range(func(_, v any) bool {
-		if rs, ok := v.(resourceStatus); ok {
-			out = append(out, rs)
+	seen := map[resourceStatus]bool{}
+	fetchers.Range(func(_, v any) bool {
+		if src, ok := v.(pooledSource); ok {
+			for _, u := range src.base().users.snapshot() {
+				if u.resource != nil {
+					seen[*u.resource] = true
+				}
+			}
 		}
 		return true
 	})
+	out := make([]resourceStatus, 0, len(seen))
+	for rs := range seen {
+		out = append(out, rs)
+	}
 	slices.SortFunc(out, func(a, b resourceStatus) int { return strings.Compare(a.Resource, b.Resource) })
 	return out
 }
 
-// status snapshots the fetcher: the key state is one atomic value and the
-// rest is read under f.mu, so the result is consistent with itself.
-func (f *fetcher) status(now time.Time) fetcherStatus {
-	st := fetcherStatus{Issuer: f.cfg.Issuer, Kids: []string{}, Algorithms: []string{}}
-	f.mu.Lock()
-	st.URL = f.jwksURL
-	if f.cfg.JWKSFile != "" {
-		st.URL = f.cfg.JWKSFile
-	} else if st.URL == "" {
-		st.URL = discoveryURL(f.cfg.Issuer)
-	}
-	if !f.nextAttempt.IsZero() {
-		next := f.nextAttempt.UTC()
-		st.NextRefresh = &next
-	}
-	if f.lastError != "" {
-		msg := f.lastError
-		st.LastError = &msg
-	}
-	f.mu.Unlock()
-	if ks := f.state.Load(); ks != nil {
-		source, fetched := ks.source, ks.fetchedAt.UTC()
-		age := math.Round(now.Sub(ks.fetchedAt).Seconds()*1000) / 1000
-		st.Source, st.FetchedAt, st.AgeSeconds = &source, &fetched, &age
-		if ks.url != "" && f.cfg.JWKSFile == "" {
-			st.URL = ks.url
-		}
-		st.Kids = ks.set.Kids()
-		st.Algorithms = verifiableAlgorithms(ks.set)
-	}
-	if f.cfg.JWKSFile == "" {
-		st.URL = redactURL(st.URL) // userinfo never leaves the process
-	}
-	return st
-}
+// roundMillis rounds seconds to milliseconds, enough for an age.
+func roundMillis(secs float64) float64 { return math.Round(secs*1000) / 1000 }
 
 // verifiableAlgorithms lists, sorted, the algorithms some key of set can
 // verify, by the same fit rule as key selection.

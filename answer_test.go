@@ -64,7 +64,7 @@ func TestAsRejectionIsTheOneMatcher(t *testing.T) {
 // provider differs only in answering 401, with a plain challenge where the
 // handler's answer has none.
 func TestRenderBothForms(t *testing.T) {
-	a := &authenticator{cfg: &Config{}, logger: zap.NewNop(), sources: map[string]*fetcher{}}
+	a := &authenticator{cfg: &Config{}, logger: zap.NewNop(), sources: map[string]keySource{}}
 	const realm = `Bearer realm="api.example"`
 	invalidToken := func(r Reason) string {
 		return realm + `, error="invalid_token", error_description="` + string(r) + `"`

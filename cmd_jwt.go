@@ -371,25 +371,14 @@ func (s staticKeys) KeysWanted()                                  {}
 func (s staticKeys) RefreshForUnknownKid(context.Context) *KeySet { return s.set }
 func (s staticKeys) RetryAfter() time.Duration                    { return 0 }
 
-// loadKeysOnce reads a key source one time with a fetcher that never starts
-// its loop. It returns the set and where it came from.
+// loadKeysOnce reads a key source one time with the handler's own source
+// code, without its background loader and without storage (the CLI never
+// persists). It returns the set and where it came from.
 func loadKeysOnce(ctx context.Context, sc sourceConfig, logger *zap.Logger) (*KeySet, string, error) {
-	f := newFetcher(sc, logger, nil) // no storage: the CLI never persists
-	defer f.cancel()
-	if sc.JWKSFile != "" {
-		err := f.readFile()
-		return f.KeySet(), sc.JWKSFile, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, sc.FetchTimeout)
-	defer cancel()
-	_, err := f.fetch(ctx)
-	f.mu.Lock()
-	from := f.jwksURL // the discovered jwks_uri, once known
-	f.mu.Unlock()
-	if from == "" {
-		from = sc.sourceURL()
-	}
-	return f.KeySet(), redactURL(from), err
+	src := newKeySource(sc, &sourceUser{logger: logger, tuning: sc.sourceTuning})
+	defer src.Destruct()
+	err := src.loadOnce(ctx)
+	return src.KeySet(), src.status(time.Now()).URL, err
 }
 
 // report prints the trace, one pass/FAIL line per step the verifier ran,

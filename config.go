@@ -1,14 +1,12 @@
 package jwtauth
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/certmagic"
 )
 
 // Defaults of the options (README "Options").
@@ -165,19 +163,19 @@ func (c *Config) resourceInputs() resourceInputs {
 	return resourceInputs{Issuers: issuers, Sources: c.sources(), Require: c.Require}
 }
 
-// sourceConfigFor is the pool identity of an issuer's key source.
+// sourceConfigFor is an issuer's key source as this config sees it: its
+// identity (which pooled source) and this config's tuning of it.
 func (c *Config) sourceConfigFor(ic IssuerConfig) sourceConfig {
 	_, algs, _ := c.effective(ic)
 	allowHMAC := ic.JWKSFile != "" && slices.ContainsFunc(algs, func(a string) bool { return strings.HasPrefix(a, "HS") })
 	return sourceConfig{
-		Issuer:             ic.Issuer,
-		JWKSURL:            ic.JWKSURL,
-		JWKSFile:           ic.JWKSFile,
-		AllowHMAC:          allowHMAC,
-		FetchTimeout:       durationOr(c.FetchTimeout, defaultFetchTimeout),
-		RefreshInterval:    durationOr(c.RefreshInterval, defaultRefreshInterval),
-		MinRefreshInterval: durationOr(c.MinRefreshInterval, defaultMinRefreshInterval),
-		MaxStale:           durationOr(c.MaxStale, defaultMaxStale),
+		sourceID: sourceID{Issuer: ic.Issuer, JWKSURL: ic.JWKSURL, JWKSFile: ic.JWKSFile, AllowHMAC: allowHMAC},
+		sourceTuning: sourceTuning{
+			FetchTimeout:       durationOr(c.FetchTimeout, defaultFetchTimeout),
+			RefreshInterval:    durationOr(c.RefreshInterval, defaultRefreshInterval),
+			MinRefreshInterval: durationOr(c.MinRefreshInterval, defaultMinRefreshInterval),
+			MaxStale:           durationOr(c.MaxStale, defaultMaxStale),
+		},
 	}
 }
 
@@ -190,13 +188,19 @@ func newAuthenticator(ctx caddy.Context, cfg *Config) (*authenticator, error) {
 	if err := registerMetrics(ctx); err != nil {
 		return nil, fmt.Errorf("jwt_auth: %w", err)
 	}
-	a := &authenticator{cfg: cfg, logger: ctx.Logger(), sources: map[string]*fetcher{}}
+	a := &authenticator{cfg: cfg, logger: ctx.Logger(), sources: map[string]keySource{}}
 	if len(cfg.Audience) == 0 && cfg.Resource == nil && slices.ContainsFunc(cfg.Issuers, func(ic IssuerConfig) bool { return len(ic.Audience) == 0 }) {
 		a.logger.Warn("no audience configured: tokens issued for any audience of this issuer are accepted")
 	}
-	storage := contextStorage(ctx)
+	if cfg.Resource != nil {
+		res, err := newProtectedResource(cfg.Resource, cfg.resourceInputs())
+		if err != nil {
+			return nil, fmt.Errorf("jwt_auth: %w", err)
+		}
+		a.resource = res
+	}
 	verifier, err := newVerifier(cfg, func(ic IssuerConfig) (keySource, error) {
-		f, err := a.acquire(cfg.sourceConfigFor(ic), storage)
+		f, err := a.acquire(ctx, cfg.sourceConfigFor(ic))
 		if err != nil {
 			return nil, err
 		}
@@ -216,63 +220,6 @@ func newAuthenticator(ctx caddy.Context, cfg *Config) (*authenticator, error) {
 		return nil, fmt.Errorf("jwt_auth: token cache: %w", err)
 	}
 	a.cache = cache
-	if cfg.Resource != nil {
-		a.resource, err = newProtectedResource(cfg.Resource, cfg.resourceInputs())
-		if err != nil {
-			_ = a.release()
-			return nil, fmt.Errorf("jwt_auth: %w", err)
-		}
-		// Last, so no failure after it has to undo it; release does.
-		publishedResources.LoadOrStore(cfg.Resource.Resource, resourceStatus{Resource: cfg.Resource.Resource, MetadataURL: a.resource.metadataURL})
-		a.published = cfg.Resource.Resource
-	}
 	a.verifier = verifier
 	return a, nil
-}
-
-// acquire takes (or creates) the pooled fetcher for sc. A fetcher already
-// running keeps its keys and schedule (so a reload causes no fetch and no
-// 503); it adopts this config's logger and storage, the newest ones.
-func (a *authenticator) acquire(sc sourceConfig, storage certmagic.Storage) (*fetcher, error) {
-	key := sc.poolKey()
-	val, loaded, err := fetchers.LoadOrNew(key, func() (caddy.Destructor, error) {
-		f := newFetcher(sc, a.logger, storage)
-		if err := f.start(); err != nil {
-			f.cancel()
-			return nil, err
-		}
-		return f, nil
-	})
-	if err != nil {
-		// LoadOrNew counts a user even when it hands back another caller's
-		// constructor error; that entry is already gone from the pool, so
-		// there is nothing to release.
-		return nil, err
-	}
-	f := val.(*fetcher)
-	if loaded {
-		f.adopt(a.logger, storage)
-	}
-	a.acquired = append(a.acquired, key)
-	a.sources[sc.Issuer] = f
-	return f, nil
-}
-
-// release gives back every pooled fetcher this authenticator acquired. It is
-// safe to call more than once: the list is emptied on the first call.
-func (a *authenticator) release() error {
-	var errs []error
-	for _, key := range a.acquired {
-		if _, err := fetchers.Delete(key); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	a.acquired = nil
-	if a.published != "" {
-		if _, err := publishedResources.Delete(a.published); err != nil {
-			errs = append(errs, err)
-		}
-		a.published = ""
-	}
-	return errors.Join(errs...)
 }

@@ -2,65 +2,122 @@ package jwtauth
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net"
-	"net/http"
 	"net/url"
-	"os"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"golang.org/x/sync/singleflight"
 )
 
-// Limits on what a key source will read and how often (SPEC "Keys").
+// Limits on what a key source will read and how often (docs/design.md,
+// "Key sources").
 const (
 	maxJWKSBytes      = 1 << 20
 	maxDiscoveryBytes = 256 << 10
 	maxRefresh        = 24 * time.Hour
 	minBackoff        = time.Second
 	maxEmptyBackoff   = 30 * time.Second
-	maxRedirects      = 3
+	maxRedirects      = 3 // redirects followed; the next one is refused
 	dialTimeout       = 10 * time.Second
 )
 
-// sourceConfig identifies one key source. Two handlers whose configs are
-// equal share one fetcher (see pool.go), so every field that changes
-// behaviour belongs here.
-type sourceConfig struct {
-	Issuer             string
-	JWKSURL            string // "" with JWKSFile "": OpenID Connect discovery
-	JWKSFile           string
-	AllowHMAC          bool
+// keySource supplies one issuer's current keys to the verifier. urlSource
+// and fileSource are the module's implementations; the CLI uses a set loaded
+// once.
+type keySource interface {
+	// KeySet is a pure read: the usable set, or nil while the issuer has
+	// none (never loaded, or dropped after max_stale).
+	KeySet() *KeySet
+	// KeysWanted tells the source that a request found no set, so it may
+	// wake its loader (at most once per min_refresh_interval). It never
+	// blocks.
+	KeysWanted()
+	// RefreshForUnknownKid is a coalesced, rate-limited re-fetch for a
+	// token whose key is not in the set. It waits at most fetch_timeout and
+	// returns the set to try again with, possibly the same one.
+	RefreshForUnknownKid(ctx context.Context) *KeySet
+	// RetryAfter is how long until the source next tries to load keys,
+	// for the Retry-After header of a 503.
+	RetryAfter() time.Duration
+}
+
+// pooledSource is a keySource as the pool, the admin API and the CLI see it.
+// urlSource (source_url.go) and fileSource (source_file.go) implement it;
+// newKeySource is the one place that picks between them.
+type pooledSource interface {
+	keySource
+	caddy.Destructor
+	// base is the part every source shares: identity, users, current set.
+	base() *sourceBase
+	// start launches the background loader. An error is a config error.
+	start() error
+	// loadOnce loads keys one time without the loader (the CLI).
+	loadOnce(ctx context.Context) error
+	// status snapshots the source for GET /jwt_auth/status and the metrics.
+	status(now time.Time) fetcherStatus
+}
+
+// sourceID identifies one key source: handlers whose sourceIDs are equal
+// share one pooled source, whatever their tuning. AllowHMAC belongs here
+// because it changes what a jwks_file yields.
+type sourceID struct {
+	Issuer    string
+	JWKSURL   string // "" with JWKSFile "": OpenID Connect discovery
+	JWKSFile  string
+	AllowHMAC bool
+}
+
+func (id sourceID) poolKey() string {
+	b, _ := json.Marshal(id)
+	return string(b)
+}
+
+// sourceURL is the URL a remote source is configured with: jwks_url, or the
+// discovery document's URL. It names the source in storage and in logs
+// before discovery has run.
+func (id sourceID) sourceURL() string {
+	if id.JWKSURL != "" {
+		return id.JWKSURL
+	}
+	return discoveryURL(id.Issuer)
+}
+
+// name is how logs and warnings name the source: the file path or the
+// configured URL without userinfo.
+func (id sourceID) name() string {
+	if id.JWKSFile != "" {
+		return id.JWKSFile
+	}
+	return redactURL(id.sourceURL())
+}
+
+// sourceTuning is how a source paces itself. It is not part of the source's
+// identity: it comes from the newest live user (userRegistry).
+type sourceTuning struct {
 	FetchTimeout       time.Duration
 	RefreshInterval    time.Duration
 	MinRefreshInterval time.Duration
 	MaxStale           time.Duration
 }
 
-func (c sourceConfig) poolKey() string {
-	b, _ := json.Marshal(c)
-	return string(b)
+func (t sourceTuning) fields() []zap.Field {
+	return []zap.Field{zap.Duration("fetch_timeout", t.FetchTimeout), zap.Duration("refresh_interval", t.RefreshInterval),
+		zap.Duration("min_refresh_interval", t.MinRefreshInterval), zap.Duration("max_stale", t.MaxStale)}
 }
 
-// sourceURL is the URL the source is configured with: jwks_url, or the
-// discovery document's URL. It names the source in storage and in logs
-// before discovery has run.
-func (c sourceConfig) sourceURL() string {
-	if c.JWKSURL != "" {
-		return c.JWKSURL
-	}
-	return discoveryURL(c.Issuer)
+// sourceConfig is one handler's view of an issuer's key source.
+type sourceConfig struct {
+	sourceID
+	sourceTuning
 }
 
 // discoveryURL is the issuer minus one trailing "/", plus the well-known path
@@ -69,8 +126,9 @@ func discoveryURL(issuer string) string {
 	return strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
 }
 
-// checkFetchURL enforces SPEC "Keys": https, or http to a loopback host only,
-// so keys can never be swapped by someone on the network path.
+// checkFetchURL allows https, or http to a loopback host only, so keys can
+// never be swapped by someone on the network path (docs/design.md, "Trust
+// boundaries").
 func checkFetchURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -109,524 +167,51 @@ func redactURL(raw string) string {
 	return u.Redacted()
 }
 
+// newKeySource builds the source sc names, with first as its first user.
+// Call start to launch it, or loadOnce for a single load.
+func newKeySource(sc sourceConfig, first *sourceUser) pooledSource {
+	if sc.JWKSFile != "" {
+		return newFileSource(sc.sourceID, first)
+	}
+	return newURLSource(sc.sourceID, first)
+}
+
 // keyState is a loaded key set and when its source last vouched for it.
 type keyState struct {
 	set       *KeySet
-	fetchedAt time.Time // last 200 or 304 (for a stored set: as stored)
+	fetchedAt time.Time // last 200 or 304, or when the file content was read (for a stored set: as stored)
 	source    string    // "fetched", "stored" or "file"
 	url       string
 }
 
-// storageRef wraps the storage interface so it fits an atomic.Pointer.
-type storageRef struct{ s certmagic.Storage }
-
-// fetcher keeps one issuer's key set fresh in the background. It is shared
-// through the pool and implements caddy.Destructor.
-type fetcher struct {
-	cfg       sourceConfig
-	client    *http.Client
-	transport *http.Transport
-	ctx       context.Context // from context.Background: outlives configs, not the pool entry
-	cancel    context.CancelFunc
-	done      chan struct{} // closed when loop returns
-	wake      chan struct{} // a request nudges the loop while there is no set
-	logger    atomic.Pointer[zap.Logger]
-	storage   atomic.Pointer[storageRef] // nil or nil s: no persistence
-	state     atomic.Pointer[keyState]
-	failing   atomic.Bool // the latest fetch failed: max_stale is counting
-	group     singleflight.Group
-
-	mu           sync.Mutex
-	lastAttempt  time.Time // start of the latest fetch, for rate limits
-	nextAttempt  time.Time // when the loop fetches next, for Retry-After
-	lastError    string
-	etag         string // ETag of body, valid for etagURL only
-	etagURL      string
-	body         []byte // the body behind the current set, for storage
-	jwksURL      string // configured or discovered
-	fileModTime  time.Time
-	failureCount int
-	persistedSum [sha256.Size]byte // body last written to (or read from) storage
-	persistedAt  time.Time         // its fetched_at
+// sourceBase is what both source types share: who they are, who uses them,
+// and the key set they currently serve.
+type sourceBase struct {
+	id    sourceID
+	users userRegistry
+	state atomic.Pointer[keyState]
 }
 
-// newFetcher builds a fetcher; start launches it. storage may be nil (no
-// persistence).
-func newFetcher(cfg sourceConfig, logger *zap.Logger, storage certmagic.Storage) *fetcher {
-	ctx, cancel := context.WithCancel(context.Background())
-	f := &fetcher{
-		cfg:     cfg,
-		ctx:     ctx,
-		cancel:  cancel,
-		done:    make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		jwksURL: cfg.JWKSURL,
-	}
-	f.client, f.transport = newHTTPClient(cfg.FetchTimeout)
-	f.adopt(logger, storage)
-	return f
+// init sets the identity and the first user; the source types call it
+// right after allocating themselves.
+func (b *sourceBase) init(id sourceID, first *sourceUser) {
+	b.id = id
+	b.users.init(first)
 }
 
-// adopt makes f log to logger and persist to storage from now on: the pool
-// calls it for every config that acquires f, so the newest config wins.
-func (f *fetcher) adopt(logger *zap.Logger, storage certmagic.Storage) {
-	if logger == nil {
-		logger = zap.NewNop()
-	}
-	f.logger.Store(logger)
-	f.storage.Store(&storageRef{s: storage})
-}
+func (b *sourceBase) base() *sourceBase { return b }
 
-// newHTTPClient returns a client of its own (so Destruct can close its idle
-// connections) with a timeout on every phase and redirects kept to the same
-// host.
-func newHTTPClient(timeout time.Duration) (*http.Client, *http.Transport) {
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: min(timeout, dialTimeout), KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          4,
-		MaxIdleConnsPerHost:   2,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   min(timeout, dialTimeout),
-		ResponseHeaderTimeout: timeout,
-		ExpectContinueTimeout: time.Second,
-	}
-	return &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: sameHostRedirects}, tr
-}
-
-// sameHostRedirects follows at most a few redirects, never to another host
-// and never from https to http: a JWKS that moves elsewhere is a config change.
-func sameHostRedirects(req *http.Request, via []*http.Request) error {
-	if len(via) >= maxRedirects {
-		return errors.New("too many redirects")
-	}
-	first := via[0].URL
-	if !strings.EqualFold(req.URL.Host, first.Host) {
-		return fmt.Errorf("redirect to another host %q refused", req.URL.Host)
-	}
-	if first.Scheme == "https" && req.URL.Scheme != "https" {
-		return errors.New("redirect from https to http refused")
-	}
-	return nil
-}
-
-// start launches the refresh loop. For a file source the first read is
-// synchronous, so a missing or broken file is a config error. A remote
-// source never blocks here: its stored set and first fetch come from the
-// loop.
-func (f *fetcher) start() error {
-	if f.cfg.JWKSFile != "" {
-		if err := f.readFile(); err != nil {
-			return err
-		}
-	}
-	go f.loop()
-	return nil
-}
-
-// Destruct stops the loop and waits for it and for any fetch an unknown kid
-// started, then lets go of the fetcher's connections. The pool calls it when
-// the last user releases, so nothing the fetcher started outlives it.
-func (f *fetcher) Destruct() error {
-	f.cancel()
-	<-f.done
-	// Do joins a fetch still in flight (and returns once it ends) or runs
-	// this no-op: either way no fetch goroutine is left afterwards.
-	f.group.Do("fetch", func() (any, error) { return fetchResult{}, nil })
-	f.transport.CloseIdleConnections()
-	forgetIssuerMetrics(f.cfg.Issuer)
-	return nil
-}
-
-func (f *fetcher) loop() {
-	defer close(f.done)
-	if f.cfg.JWKSFile == "" {
-		f.loadStored()
-	}
-	for {
-		delay := f.refresh()
-		f.mu.Lock()
-		f.nextAttempt = time.Now().Add(delay)
-		f.mu.Unlock()
-		timer := time.NewTimer(delay)
-		select {
-		case <-f.ctx.Done():
-			timer.Stop()
-			return
-		case <-f.wake:
-			timer.Stop()
-		case <-timer.C:
-		}
-	}
-}
-
-// refresh loads keys once and returns how long to wait before the next time.
-func (f *fetcher) refresh() time.Duration {
-	if f.cfg.JWKSFile != "" {
-		if err := f.readFile(); err != nil && f.ctx.Err() == nil {
-			f.logger.Load().Warn("reading jwks_file failed; keeping the last good key set",
-				zap.String("file", f.cfg.JWKSFile), zap.Error(err))
-		}
-		return f.cfg.RefreshInterval
-	}
-	return f.fetchShared().next
-}
-
-type fetchResult struct {
-	next time.Duration
-	err  error
-}
-
-// fetchShared runs one fetch, coalesced with any already in flight.
-func (f *fetcher) fetchShared() fetchResult {
-	v, _, _ := f.group.Do("fetch", func() (any, error) {
-		return f.fetchOnce(), nil
-	})
-	return v.(fetchResult)
-}
-
-// fetchOnce performs a fetch and updates state, logs, metrics and backoff.
-func (f *fetcher) fetchOnce() fetchResult {
-	f.mu.Lock()
-	f.lastAttempt = time.Now()
-	f.mu.Unlock()
-	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.FetchTimeout)
-	defer cancel()
-	maxAge, err := f.fetch(ctx)
-	if f.ctx.Err() != nil {
-		// Shutting down: the error is ours, not the issuer's.
-		return fetchResult{next: f.cfg.RefreshInterval, err: f.ctx.Err()}
-	}
-	observeFetch(f.cfg.Issuer, err)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err == nil {
-		f.failureCount = 0
-		f.lastError = ""
-		f.failing.Store(false)
-		return fetchResult{next: f.successDelay(maxAge)}
-	}
-	f.failureCount++
-	f.lastError = err.Error()
-	f.failing.Store(true)
-	f.warnFailure(err)
-	if f.cfg.JWKSURL == "" {
-		f.jwksURL = "" // discover again next time: the jwks_uri may have moved
-	}
-	f.dropIfStale()
-	return fetchResult{next: f.backoff(f.state.Load() != nil), err: err}
-}
-
-// jwksURLOrDiscovery is the URL the next fetch starts from.
-func (f *fetcher) jwksURLOrDiscovery() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.jwksURL != "" {
-		return f.jwksURL
-	}
-	return f.cfg.sourceURL()
-}
-
-// warnFailure logs a failed fetch with how old the kept set is. Call with
-// f.mu held.
-func (f *fetcher) warnFailure(err error) {
-	target := f.jwksURL
-	if target == "" {
-		target = f.cfg.sourceURL()
-	}
-	fields := []zap.Field{zap.String("issuer", f.cfg.Issuer), zap.String("url", redactURL(target)), zap.Error(err)}
-	if st := f.state.Load(); st != nil {
-		fields = append(fields, zap.Duration("kept_set_age", time.Since(st.fetchedAt).Round(time.Second)))
-		f.logger.Load().Warn("fetching JWKS failed; keeping the last good key set", fields...)
-		return
-	}
-	fields = append(fields, zap.Int("consecutive_failures", f.failureCount))
-	f.logger.Load().Warn("fetching JWKS failed; no key set for this issuer yet", fields...)
-}
-
-// dropIfStale forgets a set older than max_stale, so an issuer that stays
-// unreachable ends in 503 rather than trusting keys it may have revoked.
-func (f *fetcher) dropIfStale() {
-	st := f.state.Load()
-	if st != nil && f.tooOld(st) && f.state.CompareAndSwap(st, nil) {
-		f.logger.Load().Warn("dropping key set older than max_stale: its issuer stays unreachable",
-			zap.String("issuer", f.cfg.Issuer), zap.Duration("max_stale", f.cfg.MaxStale),
-			zap.Duration("age", time.Since(st.fetchedAt).Round(time.Second)))
-	}
-}
-
-func (f *fetcher) tooOld(st *keyState) bool {
-	return f.cfg.MaxStale > 0 && time.Since(st.fetchedAt) > f.cfg.MaxStale
-}
-
-// successDelay follows the server's max-age, clamped to
-// [min_refresh_interval, 24h], with up to 10% jitter so a fleet does not
-// fetch in lockstep; without one it is refresh_interval. Either way it is at
-// most half of max_stale, so a set is always re-checked well before it could
-// be dropped.
-func (f *fetcher) successDelay(maxAge time.Duration) time.Duration {
-	d := f.cfg.RefreshInterval
-	if maxAge > 0 {
-		d = min(max(maxAge, f.cfg.MinRefreshInterval), maxRefresh)
-		d += time.Duration(rand.Int64N(int64(d)/10 + 1))
-	}
-	if f.cfg.MaxStale > 0 {
-		d = min(d, max(f.cfg.MaxStale/2, minBackoff))
-	}
-	return d
-}
-
-// backoff grows from 1 s, doubling per consecutive failure, with up to 50%
-// jitter: up to refresh_interval while a set is kept, and up to 30 s while
-// the issuer has none (so a site recovers within seconds of its IdP).
-func (f *fetcher) backoff(haveSet bool) time.Duration {
-	limit := f.cfg.RefreshInterval
-	if !haveSet {
-		limit = min(limit, maxEmptyBackoff)
-	}
-	limit = max(limit, minBackoff)
-	base := min(minBackoff<<min(max(f.failureCount-1, 0), 16), limit)
-	return min(base+time.Duration(rand.Int64N(int64(base)/2+1)), limit)
-}
-
-// fetch GETs the JWKS (discovering its URL first if need be) and installs it.
-// It returns the freshness lifetime the server gave.
-func (f *fetcher) fetch(ctx context.Context) (time.Duration, error) {
-	jwksURL, err := f.resolveJWKSURL(ctx)
-	if err != nil {
-		return 0, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, jwksURL, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Accept", "application/jwk-set+json, application/json")
-	etag := f.conditionalETag(jwksURL)
-	if etag != "" {
-		req.Header.Set("If-None-Match", etag)
-	}
-	resp, err := f.client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer drainAndClose(resp.Body)
-	maxAge := cacheLifetime(resp.Header, time.Now())
-	switch {
-	case resp.StatusCode == http.StatusNotModified && etag != "":
-		return maxAge, f.confirm(jwksURL)
-	case resp.StatusCode != http.StatusOK:
-		return 0, fmt.Errorf("status %d", resp.StatusCode)
-	}
-	body, err := readCapped(resp.Body, maxJWKSBytes)
-	if err != nil {
-		return 0, err
-	}
-	return maxAge, f.accept(jwksURL, resp.Header.Get("ETag"), body)
-}
-
-// resolveJWKSURL returns jwks_url, or the jwks_uri found by discovery.
-func (f *fetcher) resolveJWKSURL(ctx context.Context) (string, error) {
-	f.mu.Lock()
-	jwksURL := f.jwksURL
-	f.mu.Unlock()
-	if jwksURL != "" {
-		return jwksURL, nil
-	}
-	discovered, err := f.discover(ctx)
-	if err != nil {
-		return "", err
-	}
-	f.mu.Lock()
-	f.jwksURL = discovered
-	f.mu.Unlock()
-	return discovered, nil
-}
-
-// conditionalETag is the If-None-Match value for jwksURL: only while there
-// is a set to keep, and only for the URL that ETag came from.
-func (f *fetcher) conditionalETag(jwksURL string) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.state.Load() == nil || f.etagURL != jwksURL {
-		return ""
-	}
-	return f.etag
-}
-
-// confirm handles a 304: the kept set is current again, which is a
-// successful fetch (max_stale restarts).
-func (f *fetcher) confirm(jwksURL string) error {
-	st := f.state.Load()
-	if st == nil {
-		return errors.New("304 Not Modified but no key set is kept")
-	}
-	now := time.Now()
-	f.state.Store(&keyState{set: st.set, fetchedAt: now, source: "fetched", url: jwksURL})
-	f.persist(jwksURL, now)
-	return nil
-}
-
-// accept parses a 200 body and, if it holds usable keys, installs and
-// persists it. A bad body leaves the current set as it is.
-func (f *fetcher) accept(jwksURL, etag string, body []byte) error {
-	set, warnings, err := ParseKeySet(body, LoadOptions{})
-	if err != nil {
-		return fmt.Errorf("key set: %w", err)
-	}
-	f.mu.Lock()
-	changed := string(body) != string(f.body)
-	f.etag, f.etagURL, f.body = etag, jwksURL, body
-	f.mu.Unlock()
-	if changed {
-		f.logWarnings(warnings) // once per new body, not once per refresh
-	}
-	now := time.Now()
-	f.install(set, "fetched", jwksURL, now)
-	f.persist(jwksURL, now)
-	return nil
-}
-
-// discover reads the issuer's OpenID configuration and returns its jwks_uri.
-func (f *fetcher) discover(ctx context.Context) (string, error) {
-	target := discoveryURL(f.cfg.Issuer)
-	if err := checkFetchURL(target); err != nil {
-		return "", fmt.Errorf("discovery: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-	if err != nil {
-		return "", fmt.Errorf("discovery: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := f.client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("discovery: %w", err)
-	}
-	defer drainAndClose(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("discovery: status %d", resp.StatusCode)
-	}
-	body, err := readCapped(resp.Body, maxDiscoveryBytes)
-	if err != nil {
-		return "", fmt.Errorf("discovery: %w", err)
-	}
-	return parseDiscovery(body, f.cfg.Issuer)
-}
-
-// parseDiscovery checks a discovery document and returns its jwks_uri. Its
-// issuer must equal the configured one exactly (OpenID Connect Discovery
-// §4.3), or a document could hand us another issuer's keys.
-func parseDiscovery(body []byte, issuer string) (string, error) {
-	var doc struct {
-		Issuer  string `json:"issuer"`
-		JWKSURI string `json:"jwks_uri"`
-	}
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return "", fmt.Errorf("discovery: %w", err)
-	}
-	if doc.Issuer != issuer {
-		return "", fmt.Errorf("discovery: document issuer %.128q does not equal the configured issuer %.128q", doc.Issuer, issuer)
-	}
-	if doc.JWKSURI == "" {
-		return "", errors.New("discovery: document has no jwks_uri")
-	}
-	if err := checkFetchURL(doc.JWKSURI); err != nil {
-		return "", fmt.Errorf("discovery: jwks_uri: %w", err)
-	}
-	return doc.JWKSURI, nil
-}
-
-// drainAndClose reads a little of what is left so the connection can be
-// reused, then closes the body.
-func drainAndClose(body io.ReadCloser) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, 4<<10))
-	_ = body.Close()
-}
-
-// readCapped reads at most limit bytes and fails on more, so a hostile or
-// broken server cannot make us buffer without bound.
-func readCapped(r io.Reader, limit int64) ([]byte, error) {
-	body, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading response: %w", err)
-	}
-	if int64(len(body)) > limit {
-		return nil, fmt.Errorf("response larger than %d bytes", limit)
-	}
-	if len(body) == 0 {
-		return nil, errors.New("empty response")
-	}
-	return body, nil
-}
-
-// cacheLifetime reads the freshness lifetime of a response: max-age minus
-// Age, else Expires minus now. no-cache, no-store, max-age=0 or an already
-// expired response mean "use refresh_interval", reported as 0.
-func cacheLifetime(h http.Header, now time.Time) time.Duration {
-	var lifetime time.Duration
-	found := false
-	for _, cc := range h.Values("Cache-Control") {
-		for directive := range strings.SplitSeq(strings.ToLower(cc), ",") {
-			directive = strings.TrimSpace(directive)
-			if directive == "no-cache" || directive == "no-store" {
-				return 0
-			}
-			if v, ok := strings.CutPrefix(directive, "max-age="); ok && !found {
-				secs, err := strconv.ParseInt(strings.Trim(v, `"`), 10, 64)
-				if err != nil || secs <= 0 {
-					return 0
-				}
-				lifetime = time.Duration(min(secs, int64(maxRefresh/time.Second))) * time.Second
-				found = true
-			}
-		}
-	}
-	if found {
-		if age, err := strconv.ParseInt(h.Get("Age"), 10, 64); err == nil && age > 0 {
-			lifetime -= time.Duration(min(age, int64(maxRefresh/time.Second))) * time.Second
-		}
-		return max(lifetime, 0)
-	}
-	if exp, err := http.ParseTime(h.Get("Expires")); err == nil {
-		return min(max(exp.Sub(now), 0), maxRefresh)
-	}
-	return 0
-}
-
-// readFile loads jwks_file when its modification time has changed.
-func (f *fetcher) readFile() error {
-	info, err := os.Stat(f.cfg.JWKSFile)
-	if err != nil {
-		return fmt.Errorf("jwks_file: %w", err)
-	}
-	f.mu.Lock()
-	unchanged := info.ModTime().Equal(f.fileModTime) && f.state.Load() != nil
-	f.mu.Unlock()
-	if unchanged {
-		return nil
-	}
-	data, err := os.ReadFile(f.cfg.JWKSFile)
-	if err != nil {
-		return fmt.Errorf("jwks_file: %w", err)
-	}
-	set, warnings, err := ParseKeySet(data, LoadOptions{AllowHMAC: f.cfg.AllowHMAC})
-	f.logWarnings(warnings)
-	if err != nil {
-		return fmt.Errorf("jwks_file %s: %w", f.cfg.JWKSFile, err)
-	}
-	f.mu.Lock()
-	f.fileModTime = info.ModTime()
-	f.mu.Unlock()
-	f.install(set, "file", f.cfg.JWKSFile, time.Now())
-	return nil
-}
+// logger, storage and tuning are the newest live user's.
+func (b *sourceBase) logger() *zap.Logger        { return b.users.newest().logger }
+func (b *sourceBase) storage() certmagic.Storage { return b.users.newest().storage }
+func (b *sourceBase) tuning() sourceTuning       { return b.users.newest().tuning }
 
 // install replaces the current set and logs which kids came and went.
-func (f *fetcher) install(set *KeySet, source, from string, fetchedAt time.Time) {
-	old := f.state.Swap(&keyState{set: set, fetchedAt: fetchedAt, source: source, url: from})
+func (b *sourceBase) install(set *KeySet, source, from string, fetchedAt time.Time) {
+	old := b.state.Swap(&keyState{set: set, fetchedAt: fetchedAt, source: source, url: from})
 	added, removed := diffKids(old, set)
 	if len(added) > 0 || len(removed) > 0 {
-		f.logger.Load().Info("key set changed", zap.String("issuer", f.cfg.Issuer),
+		b.logger().Info("key set changed", zap.String("issuer", b.id.Issuer),
 			zap.String("source", source), zap.String("url", redactURL(from)),
 			zap.Strings("added", added), zap.Strings("removed", removed))
 	}
@@ -657,77 +242,118 @@ func diffKids(old *keyState, set *KeySet) (added, removed []string) {
 	return added, removed
 }
 
-func (f *fetcher) logWarnings(warnings []string) {
+func (b *sourceBase) logWarnings(warnings []string) {
 	for _, w := range warnings {
-		f.logger.Load().Warn("key set entry skipped", zap.String("issuer", f.cfg.Issuer), zap.String("detail", w))
+		b.logger().Warn("key set entry skipped", zap.String("issuer", b.id.Issuer), zap.String("detail", w))
 	}
 }
 
-// KeySet implements keySource. A set older than max_stale whose issuer's
-// latest fetch failed is not used any more.
-func (f *fetcher) KeySet() *KeySet {
-	st := f.state.Load()
-	if st != nil && !(f.failing.Load() && f.tooOld(st)) {
-		return st.set
+// baseStatus is the part of a status both source types fill the same way:
+// the issuer and what the current set holds.
+func (b *sourceBase) baseStatus(now time.Time) (fetcherStatus, *keyState) {
+	st := fetcherStatus{Issuer: b.id.Issuer, Kids: []string{}, Algorithms: []string{}}
+	ks := b.state.Load()
+	if ks != nil {
+		source, fetched := ks.source, ks.fetchedAt.UTC()
+		age := roundMillis(now.Sub(ks.fetchedAt).Seconds())
+		st.Source, st.FetchedAt, st.AgeSeconds = &source, &fetched, &age
+		st.Kids = ks.set.Kids()
+		st.Algorithms = verifiableAlgorithms(ks.set)
 	}
-	return nil
+	return st, ks
 }
 
-// KeysWanted implements keySource: it nudges the loop (at most once per
-// min_refresh_interval), so traffic gets a recovered issuer noticed without
-// waiting for the backoff.
-func (f *fetcher) KeysWanted() { f.nudge() }
+// sourceUser is one acquirer of a pooled source (a handler of some config)
+// with the logger, storage and tuning that config gives it.
+type sourceUser struct {
+	// config identifies the config that registered the user: Caddy creates
+	// one metrics registry per config load, shared by all its modules.
+	// It is only compared, never used.
+	config  *prometheus.Registry
+	logger  *zap.Logger
+	storage certmagic.Storage // nil: no persistence
+	tuning  sourceTuning
+	// resource is the handler's protected resource, for the status
+	// endpoint; nil without one.
+	resource *resourceStatus
+}
 
-func (f *fetcher) nudge() {
-	if f.cfg.JWKSFile != "" {
-		return
+// userRegistry lists a source's live users in registration order; the
+// newest live one speaks for the source. A reload provisions the new config
+// (registering its users) before the old one is cleaned up, so the source
+// moves to the new config's logger, storage and tuning; a reload that fails
+// cleans up its own users, so the source is back on the running config's.
+type userRegistry struct {
+	mu   sync.Mutex
+	live []*sourceUser
+	// current is the last of live. It is kept after the last release so
+	// Destruct can still log.
+	current atomic.Pointer[sourceUser]
+	// changed is signalled (never blocking) when current changes, so a
+	// loader can re-plan with the new tuning.
+	changed chan struct{}
+}
+
+func (r *userRegistry) init(first *sourceUser) {
+	if first.logger == nil {
+		first.logger = zap.NewNop()
 	}
-	f.mu.Lock()
-	due := time.Since(f.lastAttempt) >= f.cfg.MinRefreshInterval
-	f.mu.Unlock()
-	if due {
-		select {
-		case f.wake <- struct{}{}:
-		default:
+	r.live = []*sourceUser{first}
+	r.changed = make(chan struct{}, 1)
+	r.current.Store(first)
+}
+
+func (r *userRegistry) newest() *sourceUser { return r.current.Load() }
+
+// snapshot returns the live users, oldest first.
+func (r *userRegistry) snapshot() []*sourceUser {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.live)
+}
+
+// add registers u as the newest user. It returns the live users of the same
+// config whose tuning differs from u's: those handlers now run on u's.
+func (r *userRegistry) add(u *sourceUser) (disagree []*sourceUser) {
+	if u.logger == nil {
+		u.logger = zap.NewNop()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, o := range r.live {
+		if o.config == u.config && o.tuning != u.tuning {
+			disagree = append(disagree, o)
 		}
 	}
+	r.live = append(r.live, u)
+	r.setCurrent(u)
+	return disagree
 }
 
-// RefreshForUnknownKid implements keySource: one fetch in flight and at most
-// one per min_refresh_interval; the request that triggers it waits (bounded by
-// fetch_timeout), the rest get the current set at once — which still lacks
-// their kid, so they are rejected without a fetch until the next slot.
-func (f *fetcher) RefreshForUnknownKid(ctx context.Context) *KeySet {
-	if f.cfg.JWKSFile != "" || f.ctx.Err() != nil {
-		return f.KeySet()
+// remove unregisters u; the newest remaining user takes over.
+func (r *userRegistry) remove(u *sourceUser) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, o := range r.live {
+		if o == u {
+			r.live = append(r.live[:i], r.live[i+1:]...)
+			break
+		}
 	}
-	f.mu.Lock()
-	allowed := time.Since(f.lastAttempt) >= f.cfg.MinRefreshInterval
-	if allowed {
-		f.lastAttempt = time.Now() // claim the slot before the fetch starts
+	if n := len(r.live); n > 0 {
+		r.setCurrent(r.live[n-1])
 	}
-	f.mu.Unlock()
-	if !allowed {
-		return f.KeySet()
+}
+
+// setCurrent is called with r.mu held.
+func (r *userRegistry) setCurrent(u *sourceUser) {
+	if r.current.Swap(u) == u {
+		return
 	}
-	// The fetch runs on the fetcher's context, not the request's: a client
-	// that gives up must not abort a fetch other requests will benefit from.
-	ch := f.group.DoChan("fetch", func() (any, error) { return f.fetchOnce(), nil })
-	timer := time.NewTimer(f.cfg.FetchTimeout)
-	defer timer.Stop()
 	select {
-	case <-ch:
-	case <-ctx.Done():
-	case <-timer.C:
+	case r.changed <- struct{}{}:
+	default:
 	}
-	return f.KeySet()
-}
-
-// RetryAfter implements keySource.
-func (f *fetcher) RetryAfter() time.Duration {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return time.Until(f.nextAttempt)
 }
 
 func truncate(s string, n int) string {

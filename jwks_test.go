@@ -2,148 +2,20 @@ package jwtauth
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/certmagic"
-	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
 )
 
-// Unit tests of the fetcher against real HTTP servers (jwttest.Server or
-// httptest) and real keys. The loop is not started unless a test says so:
-// fetchOnce is driven by hand so every step is observable.
-
-func testSource(url string) sourceConfig {
-	return sourceConfig{
-		Issuer:             "https://idp.example/",
-		JWKSURL:            url,
-		FetchTimeout:       2 * time.Second,
-		RefreshInterval:    time.Minute,
-		MinRefreshInterval: time.Second,
-		MaxStale:           time.Hour,
-	}
-}
-
-// newTestFetcher builds a fetcher whose loop is not running; cleanup cancels
-// it and closes its connections.
-func newTestFetcher(t *testing.T, sc sourceConfig, storage certmagic.Storage) *fetcher {
-	t.Helper()
-	f := newFetcher(sc, zaptest.NewLogger(t), storage)
-	t.Cleanup(func() {
-		f.cancel()
-		f.transport.CloseIdleConnections()
-	})
-	return f
-}
-
-func TestCacheLifetime(t *testing.T) {
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	cases := []struct {
-		name    string
-		headers map[string]string
-		want    time.Duration
-	}{
-		{"absent", nil, 0},
-		{"max-age", map[string]string{"Cache-Control": "public, max-age=300"}, 300 * time.Second},
-		{"max-age quoted", map[string]string{"Cache-Control": `max-age="60"`}, time.Minute},
-		{"max-age minus Age", map[string]string{"Cache-Control": "max-age=300", "Age": "100"}, 200 * time.Second},
-		{"Age beyond max-age", map[string]string{"Cache-Control": "max-age=300", "Age": "900"}, 0},
-		{"max-age=0", map[string]string{"Cache-Control": "max-age=0"}, 0},
-		{"no-cache wins", map[string]string{"Cache-Control": "max-age=300, no-cache"}, 0},
-		{"no-store wins", map[string]string{"Cache-Control": "no-store, max-age=300"}, 0},
-		{"garbage max-age", map[string]string{"Cache-Control": "max-age=soon"}, 0},
-		{"negative max-age", map[string]string{"Cache-Control": "max-age=-5"}, 0},
-		{"huge max-age capped at 24h", map[string]string{"Cache-Control": "max-age=99999999999"}, 24 * time.Hour},
-		{"max-age beats Expires", map[string]string{"Cache-Control": "max-age=10", "Expires": now.Add(time.Hour).Format(http.TimeFormat)}, 10 * time.Second},
-		{"Expires", map[string]string{"Expires": now.Add(time.Hour).Format(http.TimeFormat)}, time.Hour},
-		{"Expires in the past", map[string]string{"Expires": now.Add(-time.Hour).Format(http.TimeFormat)}, 0},
-		{"Expires far ahead capped", map[string]string{"Expires": now.Add(90 * 24 * time.Hour).Format(http.TimeFormat)}, 24 * time.Hour},
-		{"Expires unparsable", map[string]string{"Expires": "0"}, 0},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			h := http.Header{}
-			for k, v := range c.headers {
-				h.Set(k, v)
-			}
-			if got := cacheLifetime(h, now); got != c.want {
-				t.Fatalf("cacheLifetime = %s, want %s", got, c.want)
-			}
-		})
-	}
-}
-
-func TestSuccessDelayClampsAndJitters(t *testing.T) {
-	f := &fetcher{cfg: sourceConfig{RefreshInterval: 10 * time.Minute, MinRefreshInterval: 10 * time.Second, MaxStale: 72 * time.Hour}}
-	check := func(maxAge, lo, hi time.Duration) {
-		t.Helper()
-		seen := map[time.Duration]bool{}
-		for range 200 {
-			d := f.successDelay(maxAge)
-			if d < lo || d > hi {
-				t.Fatalf("successDelay(%s) = %s, want within [%s, %s]", maxAge, d, lo, hi)
-			}
-			seen[d] = true
-		}
-		if lo != hi && len(seen) < 2 {
-			t.Fatalf("successDelay(%s): no jitter across 200 draws", maxAge)
-		}
-	}
-	check(0, 10*time.Minute, 10*time.Minute)                        // no max-age: refresh_interval exactly
-	check(time.Second, 10*time.Second, 11*time.Second)              // floor: min_refresh_interval (+10%)
-	check(time.Hour, time.Hour, time.Hour+6*time.Minute)            // as given (+10%)
-	check(48*time.Hour, 24*time.Hour, 24*time.Hour+144*time.Minute) // ceiling: 24h (+10%)
-
-	// Never later than half of max_stale, so a set is re-checked before it
-	// could be dropped.
-	f.cfg.MaxStale = 4 * time.Second
-	check(time.Hour, 2*time.Second, 2*time.Second)
-	check(0, 2*time.Second, 2*time.Second)
-}
-
-func TestBackoffBounds(t *testing.T) {
-	for _, refresh := range []time.Duration{time.Second, 5 * time.Second, 10 * time.Minute} {
-		f := &fetcher{cfg: sourceConfig{RefreshInterval: refresh}}
-		for _, haveSet := range []bool{false, true} {
-			limit := refresh
-			if !haveSet {
-				limit = min(refresh, 30*time.Second)
-			}
-			var prevBase time.Duration
-			for n := 1; n <= 40; n++ {
-				f.failureCount = n
-				hi := time.Duration(0)
-				for range 50 {
-					d := f.backoff(haveSet)
-					if d < time.Second || d > limit {
-						t.Fatalf("refresh %s set %v failures %d: backoff %s outside [1s, %s]", refresh, haveSet, n, d, limit)
-					}
-					hi = max(hi, d)
-				}
-				if hi < prevBase {
-					t.Fatalf("refresh %s set %v: backoff shrank at failure %d (%s < %s)", refresh, haveSet, n, hi, prevBase)
-				}
-				prevBase = min(time.Second<<min(n-1, 16), limit)
-			}
-			f.failureCount = 1
-			if d := f.backoff(haveSet); d > min(1500*time.Millisecond, limit) {
-				t.Fatalf("first retry after %s, want at most 1.5s", d)
-			}
-			f.failureCount = 40
-			if d := f.backoff(haveSet); refresh == 10*time.Minute && !haveSet && d != 30*time.Second {
-				t.Fatalf("without a set the backoff must reach exactly 30s, got %s", d)
-			}
-		}
-	}
-}
+// Tests of what both source types share: the URL rules, the pool and the
+// user registry that decides whose logger, storage and tuning a shared
+// source uses.
 
 func TestCheckFetchURL(t *testing.T) {
 	ok := []string{
@@ -183,439 +55,11 @@ func TestCheckFetchURL(t *testing.T) {
 	}
 }
 
-func TestRedirectsStayOnTheSameHost(t *testing.T) {
-	key := jwttest.NewEC(t, "ES256", "k1")
-	keys := jwttest.NewServer(t, key) // 127.0.0.1:<port A>
-	// Same host, same port: followed.
-	same := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/old" {
-			http.Redirect(w, r, "/jwks", http.StatusMovedPermanently)
-			return
-		}
-		_, _ = w.Write(jwttest.JWKS(key))
-	}))
-	t.Cleanup(same.Close)
-	f := newTestFetcher(t, testSource(same.URL+"/old"), nil)
-	if res := f.fetchOnce(); res.err != nil || f.KeySet() == nil {
-		t.Fatalf("same-host redirect: %v", res.err)
-	}
-	// Another host (127.0.0.1 on another port is another origin): refused,
-	// and the target never sees a request.
-	other := httptest.NewServer(http.RedirectHandler(keys.JWKSURL(), http.StatusFound))
-	t.Cleanup(other.Close)
-	f = newTestFetcher(t, testSource(other.URL+"/jwks"), nil)
-	res := f.fetchOnce()
-	if res.err == nil || !strings.Contains(res.err.Error(), "another host") {
-		t.Fatalf("cross-host redirect: err = %v, want refusal", res.err)
-	}
-	if f.KeySet() != nil || keys.Hits() != 0 {
-		t.Fatalf("cross-host redirect was followed (hits %d)", keys.Hits())
-	}
-	// https to http on the same host: refused by the policy itself.
-	from, _ := http.NewRequest(http.MethodGet, "https://idp.example/jwks", nil)
-	to, _ := http.NewRequest(http.MethodGet, "http://idp.example/jwks", nil)
-	if err := sameHostRedirects(to, []*http.Request{from}); err == nil {
-		t.Fatal("https to http redirect accepted")
-	}
-	loop := []*http.Request{from, from, from}
-	if err := sameHostRedirects(from, loop); err == nil {
-		t.Fatal("redirect chain without end accepted")
-	}
-}
-
-func TestBadResponsesNeverReplaceAGoodSet(t *testing.T) {
-	key := jwttest.NewEC(t, "ES256", "good")
-	srv := jwttest.NewServer(t, key)
-	srv.SetETag(false) // every fetch is a full one
-	f := newTestFetcher(t, testSource(srv.JWKSURL()), nil)
-	if res := f.fetchOnce(); res.err != nil {
-		t.Fatal(res.err)
-	}
-	good := f.KeySet()
-	if good.Select("good", "ES256") == nil {
-		t.Fatal("good key not loaded")
-	}
-	unusable := jwttest.JWKSOf(map[string]any{"kty": "oct", "kid": "sym", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"})
-	modes := []struct {
-		name  string
-		apply func()
-		want  string
-	}{
-		{"down", func() { srv.SetMode(jwttest.Down) }, "connect"},
-		{"500", func() { srv.SetMode(jwttest.Status500) }, "status 500"},
-		{"garbage", func() { srv.SetMode(jwttest.Garbage) }, "key set"},
-		{"empty body", func() { srv.SetMode(jwttest.Empty) }, "empty response"},
-		{"empty set", func() { srv.SetMode(jwttest.EmptySet) }, "no usable"},
-		{"over 1 MiB", func() { srv.SetMode(jwttest.Huge) }, "larger than"},
-		{"no usable key", func() { srv.SetMode(jwttest.Normal); srv.SetBody(unusable) }, "no usable"},
-	}
-	for i, m := range modes {
-		t.Run(m.name, func(t *testing.T) {
-			m.apply()
-			res := f.fetchOnce()
-			if res.err == nil || !strings.Contains(res.err.Error(), m.want) {
-				t.Fatalf("err = %v, want one containing %q", res.err, m.want)
-			}
-			if f.KeySet() != good {
-				t.Fatal("the good set was replaced")
-			}
-			if f.failureCount != i+1 || !f.failing.Load() || f.lastError == "" {
-				t.Fatalf("failure not recorded: count %d failing %v", f.failureCount, f.failing.Load())
-			}
-			// With a set kept, the retry may wait up to refresh_interval.
-			if res.next < time.Second || res.next > time.Minute {
-				t.Fatalf("retry in %s", res.next)
-			}
-		})
-	}
-	srv.SetBody(nil)
-	if res := f.fetchOnce(); res.err != nil || f.failureCount != 0 || f.failing.Load() {
-		t.Fatalf("recovery: err %v, failures %d", res.err, f.failureCount)
-	}
-}
-
-func TestNotModifiedIsASuccessfulFetch(t *testing.T) {
-	key := jwttest.NewEC(t, "ES256", "k1")
-	srv := jwttest.NewServer(t, key)
-	srv.SetCacheControl("max-age=120")
-	f := newTestFetcher(t, testSource(srv.JWKSURL()), nil)
-	if res := f.fetchOnce(); res.err != nil {
-		t.Fatal(res.err)
-	}
-	first := f.state.Load()
-	// Fail once so the 304 has something to reset.
-	srv.SetMode(jwttest.Status500)
-	if res := f.fetchOnce(); res.err == nil {
-		t.Fatal("500 accepted")
-	}
-	srv.SetMode(jwttest.Normal)
-	time.Sleep(10 * time.Millisecond) // so fetchedAt visibly moves
-	res := f.fetchOnce()
-	if res.err != nil {
-		t.Fatalf("304: %v", res.err)
-	}
-	if srv.NotModified() != 1 {
-		t.Fatalf("server answered %d times 304, want 1 (If-None-Match not sent?)", srv.NotModified())
-	}
-	now := f.state.Load()
-	if now.set != first.set || !now.fetchedAt.After(first.fetchedAt) {
-		t.Fatal("304 must keep the set and restart its age")
-	}
-	if f.failureCount != 0 || f.failing.Load() || f.lastError != "" {
-		t.Fatal("304 not counted as a success")
-	}
-	if res.next < 120*time.Second || res.next > 132*time.Second {
-		t.Fatalf("304's max-age not followed: next in %s", res.next)
-	}
-	// A rotated set changes the ETag: a full 200 replaces the set.
-	srv.SetKeys(key, jwttest.NewEC(t, "ES256", "k2"))
-	if res := f.fetchOnce(); res.err != nil || f.KeySet().Select("k2", "ES256") == nil {
-		t.Fatalf("rotation after 304s: %v", res.err)
-	}
-}
-
-func TestDiscovery(t *testing.T) {
-	key := jwttest.NewEC(t, "ES256", "k1")
-	srv := jwttest.NewServer(t, key)
-	sc := testSource("")
-	sc.Issuer = srv.URL()
-	f := newTestFetcher(t, sc, nil)
-	if res := f.fetchOnce(); res.err != nil || f.KeySet() == nil {
-		t.Fatalf("discovery: %v", res.err)
-	}
-	if srv.DiscoveryHits() != 1 || srv.Hits() != 1 {
-		t.Fatalf("discovery hits %d, jwks hits %d", srv.DiscoveryHits(), srv.Hits())
-	}
-	// A trailing slash in the configured issuer is not the same issuer
-	// (Discovery §4.3: exact match), so its document is refused.
-	sc.Issuer = srv.URL() + "/"
-	f = newTestFetcher(t, sc, nil)
-	if res := f.fetchOnce(); res.err == nil || !strings.Contains(res.err.Error(), "does not equal") {
-		t.Fatalf("issuer mismatch accepted: %v", res.err)
-	}
-	srv.SetIssuer("https://evil.example")
-	sc.Issuer = srv.URL()
-	f = newTestFetcher(t, sc, nil)
-	res := f.fetchOnce()
-	if res.err == nil || !strings.Contains(res.err.Error(), "evil.example") || f.KeySet() != nil {
-		t.Fatalf("foreign issuer accepted: %v", res.err)
-	}
-	// Without a set, the retry comes within 1–1.5 s.
-	if res.next < time.Second || res.next > 1500*time.Millisecond {
-		t.Fatalf("first retry in %s", res.next)
-	}
-}
-
-func TestDiscoveryLimits(t *testing.T) {
-	var doc []byte
-	var mu sync.Mutex
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		_, _ = w.Write(doc)
-	}))
-	t.Cleanup(srv.Close)
-	set := func(v map[string]any) {
-		b, _ := json.Marshal(v)
-		mu.Lock()
-		doc = b
-		mu.Unlock()
-	}
-	sc := testSource("")
-	sc.Issuer = srv.URL
-	for _, c := range []struct {
-		name string
-		doc  map[string]any
-		want string
-	}{
-		{"over 256 KiB", map[string]any{"issuer": srv.URL, "jwks_uri": srv.URL + "/jwks", "pad": strings.Repeat("x", 256<<10)}, "larger than"},
-		{"jwks_uri over plain http", map[string]any{"issuer": srv.URL, "jwks_uri": "http://idp.example/jwks"}, "must use https"},
-		{"no jwks_uri", map[string]any{"issuer": srv.URL}, "no jwks_uri"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			set(c.doc)
-			f := newTestFetcher(t, sc, nil)
-			if res := f.fetchOnce(); res.err == nil || !strings.Contains(res.err.Error(), c.want) {
-				t.Fatalf("err = %v, want %q", res.err, c.want)
-			}
-		})
-	}
-}
-
-func TestUnknownKidFetchesAreCoalescedAndRateLimited(t *testing.T) {
-	key := jwttest.NewEC(t, "ES256", "k1")
-	srv := jwttest.NewServer(t, key)
-	srv.SetDelay(200 * time.Millisecond) // keep the first fetch in flight while the others arrive
-	f := newTestFetcher(t, testSource(srv.JWKSURL()), nil)
-	if res := f.fetchOnce(); res.err != nil {
-		t.Fatal(res.err)
-	}
-	time.Sleep(f.cfg.MinRefreshInterval) // the initial fetch used up this slot
-	srv.SetKeys(key, jwttest.NewEC(t, "ES256", "k2"))
-	before := srv.Hits()
-	var wg sync.WaitGroup
-	found := make(chan bool, 100)
-	for range 100 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			set := f.RefreshForUnknownKid(context.Background())
-			found <- set.Select("k2", "ES256") != nil
-		}()
-	}
-	wg.Wait()
-	close(found)
-	if n := srv.Hits() - before; n != 1 {
-		t.Fatalf("100 concurrent unknown kids caused %d fetches, want 1", n)
-	}
-	waited := 0
-	for ok := range found {
-		if ok {
-			waited++
-		}
-	}
-	// The triggering request waited for the fetch and got the new key;
-	// most others were turned away at once with the old set.
-	if waited < 1 || waited == 100 {
-		t.Fatalf("%d of 100 callers saw the refreshed set, want the trigger and not all", waited)
-	}
-	// Within min_refresh_interval no new fetch at all.
-	f.RefreshForUnknownKid(context.Background())
-	if n := srv.Hits() - before; n != 1 {
-		t.Fatalf("a second unknown kid within min_refresh_interval fetched (%d)", n)
-	}
-}
-
-func TestUnknownKidWaitIsBoundedByFetchTimeout(t *testing.T) {
-	key := jwttest.NewEC(t, "ES256", "k1")
-	srv := jwttest.NewServer(t, key)
-	sc := testSource(srv.JWKSURL())
-	sc.FetchTimeout = 300 * time.Millisecond
-	f := newTestFetcher(t, sc, nil)
-	if res := f.fetchOnce(); res.err != nil {
-		t.Fatal(res.err)
-	}
-	srv.SetDelay(5 * time.Second)
-	time.Sleep(sc.MinRefreshInterval)
-	start := time.Now()
-	set := f.RefreshForUnknownKid(context.Background())
-	if took := time.Since(start); took > time.Second {
-		t.Fatalf("unknown-kid wait took %s with fetch_timeout %s", took, sc.FetchTimeout)
-	}
-	if set == nil || set.Select("k1", "ES256") == nil {
-		t.Fatal("a slow issuer must leave the old set in place")
-	}
-}
-
-func TestMaxStaleDropsTheSetOnlyWhileFailing(t *testing.T) {
-	key := jwttest.NewEC(t, "ES256", "k1")
-	srv := jwttest.NewServer(t, key)
-	sc := testSource(srv.JWKSURL())
-	sc.MaxStale = 300 * time.Millisecond
-	f := newTestFetcher(t, sc, nil)
-	if res := f.fetchOnce(); res.err != nil {
-		t.Fatal(res.err)
-	}
-	time.Sleep(400 * time.Millisecond)
-	// Older than max_stale, but nothing has failed: still served.
-	if f.KeySet() == nil {
-		t.Fatal("an old set whose issuer has not failed was dropped")
-	}
-	srv.SetMode(jwttest.Down)
-	res := f.fetchOnce()
-	if res.err == nil || f.KeySet() != nil || f.state.Load() != nil {
-		t.Fatal("a set older than max_stale survived a failed fetch")
-	}
-	if res.next > 1500*time.Millisecond {
-		t.Fatalf("without a set the retry must come soon, not in %s", res.next)
-	}
-	srv.SetMode(jwttest.Normal)
-	if res := f.fetchOnce(); res.err != nil || f.KeySet() == nil {
-		t.Fatalf("recovery: %v", res.err)
-	}
-}
-
-func TestStoragePersistsAndRestores(t *testing.T) {
-	key := jwttest.NewEC(t, "ES256", "k1")
-	srv := jwttest.NewServer(t, key)
-	store := &countingStorage{Storage: &certmagic.FileStorage{Path: t.TempDir()}}
-	sc := testSource(srv.JWKSURL())
-	a := newTestFetcher(t, sc, store)
-	if res := a.fetchOnce(); res.err != nil {
-		t.Fatal(res.err)
-	}
-	if store.stores != 1 {
-		t.Fatalf("%d writes after the first fetch, want 1", store.stores)
-	}
-	raw, err := store.Load(context.Background(), storageKey(srv.JWKSURL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec storedKeySet
-	if err := json.Unmarshal(raw, &rec); err != nil {
-		t.Fatal(err)
-	}
-	if rec.URL != srv.JWKSURL() || rec.ETag == "" || rec.Body != string(jwttest.JWKS(key)) || time.Since(rec.FetchedAt) > time.Minute {
-		t.Fatalf("stored record %+v", rec)
-	}
-	// Same body again (a 304 and then a full 200): no write.
-	a.fetchOnce()
-	srv.SetETag(false)
-	a.fetchOnce()
-	if store.stores != 1 {
-		t.Fatalf("unchanged body written again (%d writes)", store.stores)
-	}
-	// A rotation is written.
-	srv.SetKeys(key, jwttest.NewEC(t, "ES256", "k2"))
-	a.fetchOnce()
-	if store.stores != 2 {
-		t.Fatalf("changed body not written (%d writes)", store.stores)
-	}
-
-	// A second instance starts while the issuer is down: it serves the
-	// stored set before any fetch, with the stored age.
-	srv.SetMode(jwttest.Down)
-	b := newTestFetcher(t, sc, store)
-	b.loadStored()
-	st := b.state.Load()
-	if st == nil || st.source != "stored" || st.set.Select("k2", "ES256") == nil {
-		t.Fatalf("stored set not served: %+v", st)
-	}
-	if res := b.fetchOnce(); res.err == nil || b.KeySet() == nil {
-		t.Fatal("a failed fetch must keep the stored set")
-	}
-
-	// Older than max_stale: not loaded.
-	sc.MaxStale = time.Millisecond
-	time.Sleep(5 * time.Millisecond)
-	c := newTestFetcher(t, sc, store)
-	c.loadStored()
-	if c.state.Load() != nil {
-		t.Fatal("a stored set older than max_stale was loaded")
-	}
-	// A record for another URL under this key (storage is shared): ignored.
-	other := testSource("https://other.example/jwks")
-	d := newTestFetcher(t, other, store)
-	if err := store.Store(context.Background(), storageKey(other.JWKSURL), raw); err != nil {
-		t.Fatal(err)
-	}
-	d.loadStored()
-	if d.state.Load() != nil {
-		t.Fatal("a record naming another URL was loaded")
-	}
-}
-
-func TestStorageRewritesAnUnchangedSetBeforeItLooksStale(t *testing.T) {
-	key := jwttest.NewEC(t, "ES256", "k1")
-	srv := jwttest.NewServer(t, key)
-	store := &countingStorage{Storage: &certmagic.FileStorage{Path: t.TempDir()}}
-	sc := testSource(srv.JWKSURL())
-	sc.MaxStale = 200 * time.Millisecond
-	f := newTestFetcher(t, sc, store)
-	f.fetchOnce()
-	f.fetchOnce() // 304 at once: not written
-	if store.stores != 1 {
-		t.Fatalf("%d writes, want 1", store.stores)
-	}
-	time.Sleep(120 * time.Millisecond) // past max_stale/2
-	f.fetchOnce()                      // 304 again: the confirmation is written
-	if store.stores != 2 {
-		t.Fatalf("%d writes, want 2: an instance starting from storage would see a stale set", store.stores)
-	}
-}
-
-func TestDestructLeavesNothingRunning(t *testing.T) {
-	key := jwttest.NewEC(t, "ES256", "k1")
-	srv := jwttest.NewServer(t, key)
-	f := newFetcher(testSource(srv.JWKSURL()), zaptest.NewLogger(t), nil)
-	if err := f.start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for f.KeySet() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("no set")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	// An unknown-kid fetch stuck on a slow server while the fetcher goes.
-	srv.SetDelay(time.Minute)
-	time.Sleep(f.cfg.MinRefreshInterval)
-	go f.RefreshForUnknownKid(context.Background())
-	time.Sleep(50 * time.Millisecond)
-	start := time.Now()
-	if err := f.Destruct(); err != nil {
-		t.Fatal(err)
-	}
-	if took := time.Since(start); took > time.Second {
-		t.Fatalf("Destruct took %s", took)
-	}
-	select {
-	case <-f.done:
-	default:
-		t.Fatal("loop still running")
-	}
-}
-
-// countingStorage is a real FileStorage that counts writes.
-type countingStorage struct {
-	certmagic.Storage
-	mu     sync.Mutex
-	stores int
-}
-
-func (s *countingStorage) Store(ctx context.Context, key string, value []byte) error {
-	s.mu.Lock()
-	s.stores++
-	s.mu.Unlock()
-	return s.Storage.Store(ctx, key, value)
-}
-
 // poolEntries counts pooled fetchers for issuer.
 func poolEntries(issuer string) int {
 	n := 0
 	fetchers.Range(func(_, v any) bool {
-		if f, ok := v.(*fetcher); ok && f.cfg.Issuer == issuer {
+		if src, ok := v.(pooledSource); ok && src.base().id.Issuer == issuer {
 			n++
 		}
 		return true
@@ -656,7 +100,7 @@ func TestProvisionAndCleanupBalanceThePool(t *testing.T) {
 	if h1.auth.sources[good.Issuer] != h2.auth.sources[good.Issuer] || poolEntries(good.Issuer) != 1 {
 		t.Fatal("two handlers with the same source do not share one fetcher")
 	}
-	shared := h1.auth.sources[good.Issuer]
+	shared := h1.auth.sources[good.Issuer].(*urlSource)
 	_ = h1.Cleanup()
 	_ = h1.Cleanup()
 	if poolEntries(good.Issuer) != 1 || shared.ctx.Err() != nil {
@@ -665,5 +109,112 @@ func TestProvisionAndCleanupBalanceThePool(t *testing.T) {
 	_ = h2.Cleanup()
 	if poolEntries(good.Issuer) != 0 || shared.ctx.Err() == nil {
 		t.Fatal("the last Cleanup did not destruct the fetcher")
+	}
+}
+
+// TestUserRegistryNewestLiveUserSpeaks: the newest registered user that is
+// still live is the one in force; releasing it falls back to the one before.
+func TestUserRegistryNewestLiveUserSpeaks(t *testing.T) {
+	a := &sourceUser{tuning: sourceTuning{RefreshInterval: time.Minute}}
+	b := &sourceUser{tuning: sourceTuning{RefreshInterval: time.Hour}}
+	c := &sourceUser{tuning: sourceTuning{RefreshInterval: time.Second}}
+	var r userRegistry
+	r.init(a)
+	steps := []struct {
+		name string
+		do   func()
+		want *sourceUser
+	}{
+		{"first user", func() {}, a},
+		{"a reload registers the new config", func() { r.add(b) }, b},
+		{"the reload fails and cleans up", func() { r.remove(b) }, a},
+		{"a reload that succeeds", func() { r.add(c) }, c},
+		{"the old config is cleaned up", func() { r.remove(a) }, c},
+		{"releasing an unknown user changes nothing", func() { r.remove(b) }, c},
+		{"the last release keeps the last user for Destruct's logs", func() { r.remove(c) }, c},
+	}
+	for _, s := range steps {
+		s.do()
+		if got := r.newest(); got != s.want {
+			t.Fatalf("%s: newest is the user with refresh %s, want %s", s.name, got.tuning.RefreshInterval, s.want.tuning.RefreshInterval)
+		}
+	}
+}
+
+// TestOneSourcePerKeySourceWhateverTheTuning: two handlers of one config
+// name the same source with different settings. They share one source, a
+// warning names it with the values in use, the newest handler's tuning is in
+// force, and releasing that handler puts the other's back.
+func TestOneSourcePerKeySourceWhateverTheTuning(t *testing.T) {
+	srv := jwttest.NewServer(t, jwttest.NewEC(t, "ES256", "k1"))
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	core, logs := observer.New(zap.InfoLevel)
+	ic := IssuerConfig{Issuer: "https://tuning.example/", JWKSURL: srv.JWKSURL()}
+	slow := Config{Issuers: []IssuerConfig{ic}, RefreshInterval: caddy.Duration(time.Hour)}
+	fast := Config{Issuers: []IssuerConfig{ic}, RefreshInterval: caddy.Duration(time.Minute), MaxStale: caddy.Duration(2 * time.Hour)}
+	first := &authenticator{logger: zap.New(core), sources: map[string]keySource{}}
+	second := &authenticator{logger: zap.New(core), sources: map[string]keySource{}}
+	s1, err := first.acquire(ctx, slow.sourceConfigFor(ic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.release()
+	if n := logs.FilterMessageSnippet("different fetch settings").Len(); n != 0 {
+		t.Fatalf("%d tuning warnings with a single user", n)
+	}
+	s2, err := second.acquire(ctx, fast.sourceConfigFor(ic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s1 != s2 || poolEntries(ic.Issuer) != 1 {
+		t.Fatalf("one key source with two tunings became %d pooled sources", poolEntries(ic.Issuer))
+	}
+	warned := logs.FilterMessageSnippet("different fetch settings").All()
+	if len(warned) != 1 {
+		t.Fatalf("%d tuning warnings, want 1", len(warned))
+	}
+	fields := warned[0].ContextMap()
+	if fields["source"] != srv.JWKSURL() || fields["refresh_interval"] != time.Minute || fields["max_stale"] != 2*time.Hour {
+		t.Fatalf("warning does not name the source and the values in use: %v", fields)
+	}
+	if got := s1.base().tuning().RefreshInterval; got != time.Minute {
+		t.Fatalf("refresh_interval in force %s, want the newest handler's 1m", got)
+	}
+	if err := second.release(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s1.base().tuning(); got.RefreshInterval != time.Hour || got.MaxStale != defaultMaxStale {
+		t.Fatalf("after releasing the newest handler the tuning is %+v, want the remaining handler's", got)
+	}
+}
+
+// TestTuningOfAnotherConfigIsNoConflict: during a reload the old and the new
+// config are both live; a changed setting is not two handlers disagreeing.
+func TestTuningOfAnotherConfigIsNoConflict(t *testing.T) {
+	srv := jwttest.NewServer(t, jwttest.NewEC(t, "ES256", "k1"))
+	core, logs := observer.New(zap.InfoLevel)
+	ic := IssuerConfig{Issuer: "https://reload-tuning.example/", JWKSURL: srv.JWKSURL()}
+	var auths []*authenticator
+	for _, refresh := range []time.Duration{time.Hour, time.Minute} {
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		defer cancel()
+		a := &authenticator{logger: zap.New(core), sources: map[string]keySource{}}
+		cfg := Config{Issuers: []IssuerConfig{ic}, RefreshInterval: caddy.Duration(refresh)}
+		if _, err := a.acquire(ctx, cfg.sourceConfigFor(ic)); err != nil {
+			t.Fatal(err)
+		}
+		auths = append(auths, a)
+	}
+	defer func() {
+		for _, a := range auths {
+			_ = a.release()
+		}
+	}()
+	if n := logs.FilterMessageSnippet("different fetch settings").Len(); n != 0 {
+		t.Fatalf("a reload changing refresh_interval warned %d times", n)
+	}
+	if got := auths[0].sources[ic.Issuer].(pooledSource).base().tuning().RefreshInterval; got != time.Minute {
+		t.Fatalf("refresh_interval %s, want the new config's", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -20,8 +21,8 @@ import (
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
 )
 
-// TestMain points Caddy's default storage at a fresh directory: fetchers
-// persist key sets there (SPEC "Keys"), and a set left by an earlier run for
+// TestMain points Caddy's default storage at a fresh directory: URL sources
+// persist key sets there, and a set left by an earlier run for
 // a reused loopback port must never leak into this one.
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "jwtauth-storage-")
@@ -35,9 +36,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// End-to-end key lifecycle tests (SPEC "Keys") through the one in-process
-// Caddy of this test binary, against the fault-injecting jwttest.Server.
-// None may run in parallel. Intervals are short (1s) so nothing sleeps long:
+// End-to-end key lifecycle tests (docs/design.md, "Key sources") through
+// the one in-process Caddy of this test binary, against the fault-injecting
+// jwttest.Server. None may run in parallel. Intervals are short (1s) so nothing sleeps long:
 // every wait polls against a deadline.
 
 // fastRefresh makes a fetcher refresh every second and allows an unknown-kid
@@ -391,5 +392,126 @@ func TestLifecycleReloadsLeakNoGoroutines(t *testing.T) {
 	t.Logf("goroutines in this package: %d before, %d after 30 reloads", before, after)
 	if after > before {
 		t.Fatalf("goroutines grew from %d to %d:\n%s", before, after, stacks)
+	}
+}
+
+// TestLifecycleJWKSFileRevocationIgnoresMtime: removing a key from a
+// jwks_file revokes it within 5 s although the new file keeps the old
+// modification time (cp -p, rsync -t, tar -x) and refresh_interval is an
+// hour, including for a token the verified-token cache remembers.
+func TestLifecycleJWKSFileRevocationIgnoresMtime(t *testing.T) {
+	const issuer = "https://file-idp.example/"
+	kept, revoked := jwttest.NewEC(t, "ES256", "kept"), jwttest.NewEC(t, "ES256", "revoked")
+	path := filepath.Join(t.TempDir(), "keys.json")
+	if err := os.WriteFile(path, jwttest.JWKS(kept, revoked), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tc := startCaddy(t, "jwt_auth {\n\tissuer "+issuer+"\n\tjwks_file "+path+"\n\taudience api\n\trefresh_interval 1h\n}\nrespond \"ok\"")
+	keptToken := jwttest.Sign(t, kept, nil, jwttest.Claims(issuer, "api", 5*time.Minute))
+	revokedToken := jwttest.Sign(t, revoked, nil, jwttest.Claims(issuer, "api", 5*time.Minute))
+	hits := value(t, tokenCacheHits)
+	for range 3 {
+		if s := statusOfToken(t, tc, revokedToken); s != 200 {
+			t.Fatalf("before the swap: %d", s)
+		}
+	}
+	if value(t, tokenCacheHits)-hits < 2 {
+		t.Fatal("the token was not served from the verified-token cache: the test would not cover it")
+	}
+	replaceKeepingMtime(t, path, jwttest.JWKS(kept))
+	swapped := time.Now()
+	eventually(t, 5*time.Second, "the removed key's token rejected", func() bool {
+		resp, _ := get(t, tc, "/", revokedToken)
+		return resp.StatusCode == 401 && strings.Contains(resp.Header.Get("WWW-Authenticate"), "unknown_kid")
+	})
+	t.Logf("revoked %s after the swap", time.Since(swapped).Round(time.Millisecond))
+	if s := statusOfToken(t, tc, keptToken); s != 200 {
+		t.Fatalf("the key still in the file: %d", s)
+	}
+}
+
+// TestLifecycleFailedReloadKeepsTheRunningConfigsLoggerAndStorage: config A
+// runs with its own log file and storage directory. Config B shares A's key
+// source, has a log file and storage of its own, and fails in a handler
+// provisioned after jwt_auth, so Caddy keeps A. The shared source must then
+// log and persist through A again, not through B's cleaned-up modules.
+func TestLifecycleFailedReloadKeepsTheRunningConfigsLoggerAndStorage(t *testing.T) {
+	f := newFixture(t)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	config := func(dir, after string) string {
+		return fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	skip_install_trust
+	grace_period 1ns
+	storage file_system %s
+	log {
+		output file %s
+		format json
+		level INFO
+	}
+}
+
+%s {
+	route {
+		%s
+		%s
+		respond "ok"
+	}
+}
+`, filepath.Join(dir, "storage"), filepath.Join(dir, "caddy.log"), siteURL, strings.ReplaceAll(f.block(fastRefresh), "\n", "\n\t\t"), after)
+	}
+	tc := caddytest.NewTester(t)
+	tc.InitServer(config(dirA, ""), "caddyfile")
+	if t.Failed() {
+		t.FailNow()
+	}
+	// Unload A before the directories go.
+	t.Cleanup(func() { tc.InitServer(globalOptions+"\n"+siteURL+" {\n\trespond \"bye\"\n}\n", "caddyfile") })
+	f.ready(t, tc)
+	record := func(dir string) string {
+		b, _ := os.ReadFile(filepath.Join(dir, "storage", filepath.FromSlash(storageKey(f.jwks.JWKSURL()))))
+		return string(b)
+	}
+	logged := func(dir, kid string) bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "caddy.log"))
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, `"key set changed"`) && strings.Contains(line, `"added":["`+kid+`"]`) {
+				return true
+			}
+		}
+		return false
+	}
+	eventually(t, 5*time.Second, "A stores and logs the first set", func() bool {
+		return strings.Contains(record(dirA), `\"kid\":\"key-1\"`) && logged(dirA, "key-1")
+	})
+
+	failing := `reverse_proxy 127.0.0.1:1 {
+			transport http {
+				tls_trust_pool file ` + filepath.Join(dirB, "missing-ca.pem") + `
+			}
+		}`
+	resp, err := http.Post("http://localhost:2999/load", "text/caddyfile", strings.NewReader(config(dirB, failing)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK || !strings.Contains(string(body), "missing-ca.pem") {
+		t.Fatalf("config B loaded (%d %s); it must fail after jwt_auth is provisioned", resp.StatusCode, body)
+	}
+	if s := statusOfToken(t, tc, f.token(t, nil)); s != 200 {
+		t.Fatalf("config A after the failed reload: %d", s)
+	}
+
+	// The IdP rotates: the source logs and persists the new set, through A.
+	next := jwttest.NewEC(t, "ES256", "key-2")
+	f.jwks.SetKeys(f.key, next)
+	eventually(t, 8*time.Second, "A's storage and log get the rotated set", func() bool {
+		return strings.Contains(record(dirA), `\"kid\":\"key-2\"`) && logged(dirA, "key-2")
+	})
+	if strings.Contains(record(dirB), "key-2") || logged(dirB, "key-2") {
+		t.Fatal("the rotated set went to the failed config's storage or log")
 	}
 }

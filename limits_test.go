@@ -43,12 +43,12 @@ func TestLimitJWKSBodyIsOneMiB(t *testing.T) {
 	key := jwttest.NewEC(t, "ES256", "k1")
 	srv := jwttest.NewServer(t, key)
 	srv.SetBody(paddedJWKS(t, key, maxJWKSBytes))
-	f := newTestFetcher(t, testSource(srv.JWKSURL()), nil)
+	f := newTestSource(t, testSource(srv.JWKSURL()), nil)
 	if res := f.fetchOnce(); res.err != nil || f.KeySet().Select("k1", "ES256") == nil {
 		t.Fatalf("JWKS of exactly 1 MiB: %v", res.err)
 	}
 	srv.SetBody(paddedJWKS(t, key, maxJWKSBytes+1))
-	f = newTestFetcher(t, testSource(srv.JWKSURL()), nil)
+	f = newTestSource(t, testSource(srv.JWKSURL()), nil)
 	if res := f.fetchOnce(); res.err == nil || !strings.Contains(res.err.Error(), "larger than") || f.KeySet() != nil {
 		t.Fatalf("JWKS of 1 MiB + 1 byte: err %v, set %v", res.err, f.KeySet())
 	}
@@ -86,13 +86,13 @@ func TestLimitDiscoveryDocumentIs256KiB(t *testing.T) {
 	sc := testSource("")
 	sc.Issuer = srv.URL
 	setDoc(maxDiscoveryBytes)
-	f := newTestFetcher(t, sc, nil)
+	f := newTestSource(t, sc, nil)
 	if res := f.fetchOnce(); res.err != nil || f.KeySet().Select("k1", "ES256") == nil {
 		t.Fatalf("discovery document of exactly 256 KiB: %v", res.err)
 	}
 	setDoc(maxDiscoveryBytes + 1)
 	hits := keys.Hits()
-	f = newTestFetcher(t, sc, nil)
+	f = newTestSource(t, sc, nil)
 	if res := f.fetchOnce(); res.err == nil || !strings.Contains(res.err.Error(), "larger than") || f.KeySet() != nil {
 		t.Fatalf("discovery document of 256 KiB + 1: %v", res.err)
 	}
@@ -113,7 +113,7 @@ func TestLimitHundredKeysPerRemoteSet(t *testing.T) {
 	}
 	srv := jwttest.NewServer(t)
 	srv.SetBody(jwttest.JWKSOf(jwks...))
-	f := newTestFetcher(t, testSource(srv.JWKSURL()), nil)
+	f := newTestSource(t, testSource(srv.JWKSURL()), nil)
 	if res := f.fetchOnce(); res.err != nil {
 		t.Fatal(res.err)
 	}
@@ -158,16 +158,16 @@ func TestLimitRedirectFromHTTPSToHTTP(t *testing.T) {
 		_, _ = w.Write(jwttest.JWKS(key))
 	}))
 	t.Cleanup(plain.Close)
-	trust := func(f *fetcher) {
+	trust := func(f *urlSource) {
 		f.transport.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	}
 
-	f := newTestFetcher(t, testSource(srv.URL+"/moved"), nil)
+	f := newTestSource(t, testSource(srv.URL+"/moved"), nil)
 	trust(f)
 	if res := f.fetchOnce(); res.err != nil || f.KeySet() == nil {
 		t.Fatalf("https same-host redirect: %v", res.err)
 	}
-	f = newTestFetcher(t, testSource(srv.URL+"/to-http"), nil)
+	f = newTestSource(t, testSource(srv.URL+"/to-http"), nil)
 	trust(f)
 	if res := f.fetchOnce(); res.err == nil || !strings.Contains(res.err.Error(), "https to http") || f.KeySet() != nil {
 		t.Fatalf("https to http redirect: %v", res.err)
@@ -175,7 +175,7 @@ func TestLimitRedirectFromHTTPSToHTTP(t *testing.T) {
 	// To plain http on another (loopback) host: refused as another host.
 	redirect := httptest.NewTLSServer(http.RedirectHandler(plain.URL+"/jwks", http.StatusFound))
 	t.Cleanup(redirect.Close)
-	f = newTestFetcher(t, testSource(redirect.URL+"/jwks"), nil)
+	f = newTestSource(t, testSource(redirect.URL+"/jwks"), nil)
 	f.transport.TLSClientConfig = redirect.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	if res := f.fetchOnce(); res.err == nil || f.KeySet() != nil {
 		t.Fatalf("redirect to http on another host: %v", res.err)

@@ -3,7 +3,6 @@ package jwtauth
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -102,14 +101,15 @@ func observeFetch(issuer string, err error) {
 	jwksFetchesTotal.WithLabelValues(issuer, result).Inc()
 }
 
-// forgetIssuerMetrics deletes an issuer's fetch series when its fetcher is
-// destructed, unless another live fetcher (same issuer, other settings) still
-// reports on it. The keys and age series need no deletion: poolCollector
-// reads them from the live pool at scrape time.
+// forgetIssuerMetrics deletes an issuer's fetch series when its source is
+// destructed, unless another live source of the same issuer (another
+// handler configured it with another jwks_url or jwks_file) still counts
+// into them. The keys and age series need no deletion: poolCollector reads
+// them from the live pool at scrape time.
 func forgetIssuerMetrics(issuer string) {
 	live := false
 	fetchers.Range(func(_, v any) bool {
-		if f, ok := v.(*fetcher); ok && f.cfg.Issuer == issuer {
+		if src, ok := v.(pooledSource); ok && src.base().id.Issuer == issuer {
 			live = true
 		}
 		return !live
@@ -125,8 +125,8 @@ func cacheHit() { tokenCacheHits.Inc() }
 // cacheMiss counts a cacheable token that had to be verified.
 func cacheMiss() { tokenCacheMisses.Inc() }
 
-// poolCollector reports every pooled fetcher's key count and set age,
-// computed at scrape time so the age is exact and a destructed fetcher's
+// poolCollector reports every pooled source's key count and set age,
+// computed at scrape time so the age is exact and a destructed source's
 // series disappear with it.
 type poolCollector struct {
 	keys, age *prometheus.Desc
@@ -138,27 +138,39 @@ func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.age
 }
 
-// Collect implements prometheus.Collector. Two fetchers may serve one issuer
-// (handlers with different refresh settings); the freshest set speaks for
-// it, since a series must be unique per label set.
+// Collect implements prometheus.Collector. A series must be unique per
+// label set, and the only label is the issuer, while one issuer can have two
+// sources (handlers giving it different jwks_url or jwks_file values). Then
+// the least healthy source speaks for the issuer: one without a set, else
+// the one with the oldest set. An alert on jwks_keys == 0 or on the age
+// thus fires when any source of the issuer is in trouble; the status
+// endpoint lists every source separately.
 func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
-	now := time.Now()
-	best := map[string]fetcherStatus{}
-	for _, st := range poolStatus(now) {
-		if cur, ok := best[st.Issuer]; !ok || st.newerThan(cur) {
-			best[st.Issuer] = st
+	worst := map[string]fetcherStatus{}
+	var issuers []string
+	for _, st := range poolStatus(time.Now()) {
+		cur, seen := worst[st.Issuer]
+		if !seen {
+			issuers = append(issuers, st.Issuer)
+		}
+		if !seen || lessHealthy(st, cur) {
+			worst[st.Issuer] = st
 		}
 	}
-	issuers := make([]string, 0, len(best))
-	for iss := range best {
-		issuers = append(issuers, iss)
-	}
-	sort.Strings(issuers)
-	for _, iss := range issuers {
-		st := best[iss]
+	for _, iss := range issuers { // sorted: poolStatus sorts by issuer
+		st := worst[iss]
 		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(len(st.Kids)), iss)
 		if st.AgeSeconds != nil {
 			ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, *st.AgeSeconds, iss)
 		}
 	}
+}
+
+// lessHealthy orders two sources of one issuer: no set is worse than one,
+// and an older set is worse than a newer one.
+func lessHealthy(a, b fetcherStatus) bool {
+	if (a.AgeSeconds == nil) != (b.AgeSeconds == nil) {
+		return a.AgeSeconds == nil
+	}
+	return a.AgeSeconds != nil && *a.AgeSeconds > *b.AgeSeconds
 }

@@ -103,13 +103,10 @@ type authenticator struct {
 	cfg      *Config
 	verifier *Verifier
 	logger   *zap.Logger
-	acquired []string // pool keys this instance holds
+	acquired []sourceLease // pooled sources this instance holds
 	cache    *tokenCache
-	sources  map[string]*fetcher
+	sources  map[string]keySource
 	resource *protectedResource // nil without a resource
-	// published is the resource this instance counts in the status pool,
-	// until release.
-	published string
 }
 
 // dropClientIdentityHeaders removes client-sent copies of the claim

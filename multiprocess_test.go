@@ -13,9 +13,9 @@ import (
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
 )
 
-// A fleet sharing a storage module starts while its IdP is down (SPEC
-// "Keys", Storage): two real Caddy processes built from ./cmd/caddy share a
-// file_system storage directory. Instance 1 fetches and stores the set; the
+// A fleet sharing a storage module starts while its IdP is down
+// (docs/design.md, "Key sources"): two real Caddy processes built from
+// ./cmd/caddy share a file_system storage directory. Instance 1 fetches and stores the set; the
 // IdP goes down; instance 2 starts and accepts valid tokens from the stored
 // set alone. Ports differ from the in-process Caddy's so both can run.
 

@@ -11,24 +11,6 @@ import (
 	"time"
 )
 
-// keySource supplies one issuer's current keys. The fetcher (jwks.go) is the
-// module's implementation; the CLI uses a set loaded once.
-type keySource interface {
-	// KeySet is a pure read: the usable set, or nil while the issuer has
-	// none (never loaded, or dropped after max_stale).
-	KeySet() *KeySet
-	// KeysWanted tells the source that a request found no set, so it may
-	// wake its loader. It never blocks.
-	KeysWanted()
-	// RefreshForUnknownKid is a coalesced, rate-limited re-fetch for a
-	// token whose key is not in the set. It waits at most fetch_timeout and
-	// returns the set to try again with, possibly the same one.
-	RefreshForUnknownKid(ctx context.Context) *KeySet
-	// RetryAfter is how long until the source next tries to load keys,
-	// for the Retry-After header of a 503.
-	RetryAfter() time.Duration
-}
-
 // IssuerPolicy is what the verifier knows about one trusted issuer.
 // NewVerifier copies it: changing a policy after the verifier is built has
 // no effect, and the verifier never writes to it.
