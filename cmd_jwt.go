@@ -17,6 +17,8 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 )
 
 // Exit codes of `caddy jwt`.
@@ -143,9 +145,9 @@ func runDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "caddy jwt decode:", err)
 		return exitUsage
 	}
-	t, err := DecodeCompact(tok)
-	if err != nil {
-		fmt.Fprintf(stdout, "cannot decode: %v\nrejected: %s\n", err, ReasonOf(err))
+	t, rej := decodeToken(tok)
+	if rej != nil {
+		fmt.Fprintf(stdout, "cannot decode: %v\nrejected: %s\n", rej, rej.Reason)
 		return exitRejected
 	}
 	fmt.Fprintln(stdout, "UNVERIFIED: decoded only; neither the signature nor any claim was checked (use caddy jwt verify).")
@@ -443,10 +445,10 @@ func explainVerify(ctx context.Context, w io.Writer, v *Verifier, cfg *Config, t
 		return finish(w, err)
 	}
 	out.line("pass", "size", "%d bytes ≤ max_token_size %d", len(token), cfg.maxTokenSize())
-	t, err := DecodeCompact(token)
-	if err != nil {
-		out.line("FAIL", "decode", "%s", detailOf(err))
-		return finish(w, err)
+	t, rej := decodeToken(token)
+	if rej != nil {
+		out.line("FAIL", "decode", "%s", detailOf(rej))
+		return finish(w, rej)
 	}
 	out.line("pass", "decode", "alg %s, kid %.128q, typ %.64q, iss %.128q", t.Alg, t.Kid, t.Typ, t.Issuer)
 	issuer, key, err := v.SelectKey(ctx, t)
@@ -454,7 +456,7 @@ func explainVerify(ctx context.Context, w io.Writer, v *Verifier, cfg *Config, t
 	if err != nil {
 		return finish(w, err)
 	}
-	if !VerifySignature(t.Alg, key.Public, t.signingInput, t.signature) {
+	if !jose.Verify(t.Alg, key.Public, t.SigningInput(), t.Signature()) {
 		err := reject(ReasonBadSignature, "signature does not verify with key %.64q", key.ID)
 		out.line("FAIL", "signature", "%s", detailOf(err))
 		return finish(w, err)
@@ -467,7 +469,7 @@ func explainVerify(ctx context.Context, w io.Writer, v *Verifier, cfg *Config, t
 
 // explainSelectKey splits SelectKey's one result into its three checks:
 // its rejection's reason says which of them failed.
-func explainSelectKey(out stepWriter, v *Verifier, t *JWS, issuer *IssuerPolicy, key *Key, err error) {
+func explainSelectKey(out stepWriter, v *Verifier, t *jose.JWS, issuer *IssuerPolicy, key *jose.Key, err error) {
 	reason := ReasonOf(err)
 	if reason == ReasonWrongIssuer {
 		out.line("FAIL", "issuer", "iss %.128q is not one of %q", t.Issuer, issuerNames(v))
@@ -541,7 +543,7 @@ func failedClaimStep(err error) string {
 // explainClaims prints each claim check of CheckClaims with the values and
 // clock arithmetic behind it. The verdicts are CheckClaims' own: checks
 // before the failing one passed, the ones after it were not reached.
-func explainClaims(out stepWriter, v *Verifier, t *JWS, issuer *IssuerPolicy, err error, now time.Time) {
+func explainClaims(out stepWriter, v *Verifier, t *jose.JWS, issuer *IssuerPolicy, err error, now time.Time) {
 	failed := failedClaimStep(err)
 	reached := true
 	// A malformed date fails while all dates are read, before any check.
@@ -563,7 +565,7 @@ func explainClaims(out stepWriter, v *Verifier, t *JWS, issuer *IssuerPolicy, er
 }
 
 // describeClaimCheck words a passed claim check for the step listing.
-func describeClaimCheck(step string, v *Verifier, t *JWS, issuer *IssuerPolicy, now time.Time) string {
+func describeClaimCheck(step string, v *Verifier, t *jose.JWS, issuer *IssuerPolicy, now time.Time) string {
 	dates, _ := readTimes(t.Claims) // CheckClaims got past this step, so they parsed
 	switch step {
 	case "exp", "nbf", "iat":
@@ -601,7 +603,7 @@ func isTimeStep(step string) bool { return step == "exp" || step == "nbf" || ste
 
 // describeTimeCheck shows the clock arithmetic of an exp, nbf or iat check:
 // exp must be after now − leeway; nbf and iat must not be after now + leeway.
-func describeTimeCheck(step string, ok bool, v *Verifier, t *JWS, now time.Time) string {
+func describeTimeCheck(step string, ok bool, v *Verifier, t *jose.JWS, now time.Time) string {
 	at, present, err := numericDate(t.Claims, step)
 	switch {
 	case err != nil:

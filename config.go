@@ -10,6 +10,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
+
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 )
 
 // Defaults of SPEC "Caddyfile".
@@ -128,7 +130,7 @@ func (c *Config) effective(ic IssuerConfig) (aud, algs, types []string) {
 		algs = c.Algorithms
 	}
 	if len(algs) == 0 {
-		algs = DefaultAlgorithms
+		algs = jose.DefaultAlgorithms()
 	}
 	if len(types) == 0 {
 		types = c.TokenType
@@ -204,8 +206,8 @@ func (c *Config) validateIssuer(ic IssuerConfig) error {
 
 func validateAlgorithms(algs []string) error {
 	for _, a := range algs {
-		if !IsKnownAlgorithm(a) {
-			return fmt.Errorf("unknown algorithm %q (known: %s HS256 HS384 HS512)", a, strings.Join(DefaultAlgorithms, " "))
+		if jose.LookupAlgorithm(a) == nil {
+			return fmt.Errorf("unknown algorithm %q (known: %s HS256 HS384 HS512)", a, strings.Join(jose.DefaultAlgorithms(), " "))
 		}
 	}
 	return nil

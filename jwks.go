@@ -470,7 +470,7 @@ func (f *fetcher) confirm(jwksURL string) error {
 // accept parses a 200 body and, if it holds usable keys, installs and
 // persists it. A bad body leaves the current set as it is.
 func (f *fetcher) accept(jwksURL, etag string, body []byte) error {
-	set, warnings, err := ParseKeySet(body, LoadOptions{})
+	set, warnings, err := parseKeySet(body, false)
 	if err != nil {
 		return fmt.Errorf("key set: %w", err)
 	}
@@ -609,7 +609,7 @@ func (f *fetcher) readFile() error {
 	if err != nil {
 		return fmt.Errorf("jwks_file: %w", err)
 	}
-	set, warnings, err := ParseKeySet(data, LoadOptions{AllowHMAC: f.cfg.AllowHMAC})
+	set, warnings, err := parseKeySet(data, f.cfg.AllowHMAC)
 	f.logWarnings(warnings)
 	if err != nil {
 		return fmt.Errorf("jwks_file %s: %w", f.cfg.JWKSFile, err)

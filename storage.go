@@ -114,7 +114,7 @@ func (f *fetcher) decodeStored(data []byte, now time.Time) (*storedKeySet, *KeyS
 	if age := now.Sub(rec.FetchedAt); f.cfg.MaxStale > 0 && age > f.cfg.MaxStale {
 		return nil, nil, fmt.Errorf("record is %s old, more than max_stale %s", age.Round(time.Second), f.cfg.MaxStale)
 	}
-	set, _, err := ParseKeySet([]byte(rec.Body), LoadOptions{})
+	set, _, err := parseKeySet([]byte(rec.Body), false)
 	if err != nil {
 		return nil, nil, fmt.Errorf("stored body: %w", err)
 	}

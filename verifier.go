@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 )
 
 // maxNumericDate is 9999-12-31T23:59:59Z: larger "exp" values are bugs or
@@ -87,18 +89,18 @@ func NewVerifier(issuers []*IssuerPolicy, opts VerifierOptions) *Verifier {
 
 // Result is a verified token.
 type Result struct {
-	Token  *JWS
+	Token  *jose.JWS
 	Issuer *IssuerPolicy
-	Key    *Key
+	Key    *jose.Key
 	Expiry time.Time
 }
 
 // Verify decodes, selects the key for, verifies and checks token. The error
 // is always a *Rejection whose Reason is the first rule that failed.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Result, error) {
-	t, err := DecodeCompact(token)
-	if err != nil {
-		return nil, err
+	t, rej := decodeToken(token)
+	if rej != nil {
+		return nil, rej
 	}
 	res, err := v.verifyDecoded(ctx, t)
 	if rej, ok := err.(*Rejection); ok {
@@ -107,12 +109,12 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Result, error) {
 	return res, err
 }
 
-func (v *Verifier) verifyDecoded(ctx context.Context, t *JWS) (*Result, error) {
+func (v *Verifier) verifyDecoded(ctx context.Context, t *jose.JWS) (*Result, error) {
 	issuer, key, err := v.SelectKey(ctx, t)
 	if err != nil {
 		return nil, err
 	}
-	if !VerifySignature(t.Alg, key.Public, t.signingInput, t.signature) {
+	if !jose.Verify(t.Alg, key.Public, t.SigningInput(), t.Signature()) {
 		return nil, reject(ReasonBadSignature, "signature does not verify with key %.64q", key.ID)
 	}
 	exp, err := v.CheckClaims(t, issuer)
@@ -124,7 +126,7 @@ func (v *Verifier) verifyDecoded(ctx context.Context, t *JWS) (*Result, error) {
 
 // SelectKey is SPEC step 3: pick the issuer by the unverified iss, check the
 // alg against its policy and find the key in its configured source only.
-func (v *Verifier) SelectKey(ctx context.Context, t *JWS) (*IssuerPolicy, *Key, error) {
+func (v *Verifier) SelectKey(ctx context.Context, t *jose.JWS) (*IssuerPolicy, *jose.Key, error) {
 	issuer := v.issuers[t.Issuer]
 	if issuer == nil {
 		return nil, nil, reject(ReasonWrongIssuer, "issuer %.128q is not configured", t.Issuer)
@@ -147,7 +149,7 @@ func (v *Verifier) SelectKey(ctx context.Context, t *JWS) (*IssuerPolicy, *Key, 
 
 // CheckClaims is SPEC step 5 after the signature has verified. It returns the
 // token's expiry.
-func (v *Verifier) CheckClaims(t *JWS, issuer *IssuerPolicy) (time.Time, error) {
+func (v *Verifier) CheckClaims(t *jose.JWS, issuer *IssuerPolicy) (time.Time, error) {
 	now := v.now()
 	times, err := readTimes(t.Claims)
 	if err != nil {
