@@ -4,7 +4,7 @@
 // the standard library (RFC 7518, RFC 8037), and the import of JWK Sets and
 // PEM keys into standard-library keys (RFC 7517).
 //
-// It knows nothing of Caddy, HTTP or logging: its errors carry a kind and a
-// detail, and callers map them to their own answers. Nothing here fetches
-// anything; keys arrive as bytes.
+// It imports nothing of Caddy, net/http or logging: its errors carry a kind
+// and a detail, and callers map them to their own answers. Nothing here
+// fetches anything; keys arrive as bytes.
 package jose

@@ -38,8 +38,8 @@ func (k ErrorKind) String() string {
 // Error is the error Decode and DecodeJWS return. Detail never contains
 // the token or its signature, only bounded excerpts of header values.
 type Error struct {
-	Kind   ErrorKind
-	Detail string
+	Kind   ErrorKind // which rule class refused the token
+	Detail string    // which rule, in plain words, for logs and the CLI
 }
 
 // Error implements error.
@@ -64,7 +64,7 @@ type JWS struct {
 	payload      []byte
 }
 
-// SigningInput returns the JWS signing input (RFC 7515 §5.2): the first two
+// SigningInput returns the JWS Signing Input (RFC 7515 §2): the first two
 // segments and the dot between them, exactly as received.
 func (t *JWS) SigningInput() string { return t.signingInput }
 
@@ -79,8 +79,8 @@ func (t *JWS) String() string {
 	return fmt.Sprintf("JWS{alg=%s kid=%.32q iss=%.64q}", t.Alg, t.Kid, t.Issuer)
 }
 
-// Decode decodes a compact-serialized JWT (RFC 7519 §7.2 steps 1–8 without
-// the signature): exactly three canonical base64url segments, a strict JSON
+// Decode decodes a compact-serialized JWT (RFC 7519 §7.2, the steps before
+// signature validation): exactly three canonical base64url segments, a strict JSON
 // header with a known alg and no parameter that would change processing,
 // and a payload that is a strict JSON object whose "iss", if present, is a
 // string. No cryptography runs. The error is always an *Error: kind
