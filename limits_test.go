@@ -22,7 +22,7 @@ import (
 // at its boundary: the last allowed value works, the first one past it is
 // refused. Limits already pinned elsewhere are not repeated here: over
 // 1 MiB in Huge mode and over 256 KiB discovery (jwks_test.go), the first 100
-// of 120 keys in ParseKeySet (keyset_test.go), a cross-host redirect
+// of 120 keys in jose.ParseKeys (internal/jose/key_test.go), a cross-host redirect
 // (jwks_test.go), kid of 256 and 257 bytes (verifier_test.go), header nesting
 // (jws_test.go).
 

@@ -143,16 +143,16 @@ func (s *staticKeySource) RefreshForUnknownKey(context.Context, string) *KeySet 
 func (s *staticKeySource) RetryAfter() time.Duration { return time.Second }
 
 // loadTestSet builds a KeySet from the public JWKs of keys, failing the test
-// if ParseKeySet drops any of them: a fixture that silently loses a key would
+// if parseKeySet drops any of them: a fixture that silently loses a key would
 // turn "accepted with the right key" tests into "unknown_kid" noise.
 func loadTestSet(t testing.TB, opts LoadOptions, keys ...*jwttest.Key) *KeySet {
 	t.Helper()
 	set, warnings, err := parseKeySet(jwttest.JWKS(keys...), opts.AllowHMAC)
 	if err != nil {
-		t.Fatalf("ParseKeySet: %v (warnings %q)", err, warnings)
+		t.Fatalf("parseKeySet: %v (warnings %q)", err, warnings)
 	}
 	if len(set.Keys) != len(keys) {
-		t.Fatalf("ParseKeySet kept %d of %d keys: %q", len(set.Keys), len(keys), warnings)
+		t.Fatalf("parseKeySet kept %d of %d keys: %q", len(set.Keys), len(keys), warnings)
 	}
 	return set
 }
