@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 )
 
 func init() {
@@ -135,10 +137,8 @@ func roundMillis(secs float64) float64 { return math.Round(secs*1000) / 1000 }
 // verify, by the same fit rule as key selection.
 func verifiableAlgorithms(set *KeySet) []string {
 	names := []string{}
-	for name, a := range algorithms {
-		if slices.ContainsFunc(set.Keys, func(k *Key) bool {
-			return fitsAlgorithm(k.Public, a) && (k.Alg == "" || k.Alg == name)
-		}) {
+	for _, name := range jose.KnownAlgorithms() {
+		if slices.ContainsFunc(set.Keys, func(k *jose.Key) bool { return k.Fits(name) }) {
 			names = append(names, name)
 		}
 	}

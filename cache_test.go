@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
 )
 
@@ -16,7 +17,7 @@ func cacheFixture(t *testing.T, claims map[string]any) (*tokenCache, *staticKeyS
 	t.Helper()
 	key := jwttest.NewEC(t, "ES256", "k1")
 	src := &staticKeySource{set: loadTestSet(t, LoadOptions{}, key)}
-	v := NewVerifier([]*IssuerPolicy{{Issuer: "https://idp.example/", Algorithms: DefaultAlgorithms, Keys: src}},
+	v := NewVerifier([]*IssuerPolicy{{Issuer: "https://idp.example/", Algorithms: jose.DefaultAlgorithms(), Keys: src}},
 		VerifierOptions{Leeway: 30 * time.Second})
 	tok := jwttest.Sign(t, key, nil, claims)
 	res, err := v.Verify(context.Background(), tok)
@@ -96,7 +97,7 @@ func TestTokenCache(t *testing.T) {
 // rejected token must be verified (and rejected) again every time.
 func TestVerifyNeverCachesRejections(t *testing.T) {
 	c, src, tok, _, _ := cacheFixture(t, jwttest.Claims("https://idp.example/", "", time.Hour))
-	v := NewVerifier([]*IssuerPolicy{{Issuer: "https://idp.example/", Algorithms: DefaultAlgorithms, Audience: []string{"other"}, Keys: src}},
+	v := NewVerifier([]*IssuerPolicy{{Issuer: "https://idp.example/", Algorithms: jose.DefaultAlgorithms(), Audience: []string{"other"}, Keys: src}},
 		VerifierOptions{})
 	a := &authenticator{verifier: v, cache: c}
 	req := httptest.NewRequest(http.MethodGet, "/", nil)

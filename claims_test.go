@@ -3,6 +3,8 @@ package jwtauth
 import (
 	"strings"
 	"testing"
+
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 )
 
 // claimFromJSON parses `{"v": text}` with the token parser and returns v, so
@@ -10,7 +12,7 @@ import (
 // []any, map[string]any), not on Go values a token can never produce.
 func claimFromJSON(t *testing.T, text string) any {
 	t.Helper()
-	obj, err := parseStrictObject([]byte(`{"v":` + text + `}`))
+	obj, err := jose.ParseObject([]byte(`{"v":` + text + `}`))
 	if err != nil {
 		t.Fatalf("parse %s: %v", text, err)
 	}
@@ -83,7 +85,7 @@ func TestRenderClaimHugeExponent(t *testing.T) {
 }
 
 func TestLookupClaim(t *testing.T) {
-	claims, err := parseStrictObject([]byte(`{
+	claims, err := jose.ParseObject([]byte(`{
 		"sub": "u1",
 		"realm_access": {"roles": ["a", "b"], "deep": {"x": 1}},
 		"a.b": "literal",
@@ -128,7 +130,7 @@ func TestLookupClaim(t *testing.T) {
 }
 
 func TestClaimRuleCheck(t *testing.T) {
-	claims, err := parseStrictObject([]byte(`{
+	claims, err := jose.ParseObject([]byte(`{
 		"scope": "read  write\tadmin",
 		"scp": "files.read",
 		"roles": ["r1", "r2"],

@@ -146,9 +146,9 @@ func runDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "caddy jwt decode:", err)
 		return exitUsage
 	}
-	t, err := DecodeCompact(tok)
-	if err != nil {
-		fmt.Fprintf(stdout, "cannot decode: %v\nrejected: %s\n", err, ReasonOf(err))
+	t, rej := decodeToken(tok)
+	if rej != nil {
+		fmt.Fprintf(stdout, "cannot decode: %v\nrejected: %s\n", rej, rej.Reason)
 		return exitRejected
 	}
 	fmt.Fprintln(stdout, "UNVERIFIED: decoded only; neither the signature nor any claim was checked (use caddy jwt verify).")

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 )
 
 // Defaults of the options (README "Options").
@@ -144,7 +146,7 @@ func (c *Config) effective(ic IssuerConfig) (aud, algs, types []string) {
 		algs = c.Algorithms
 	}
 	if len(algs) == 0 {
-		algs = DefaultAlgorithms
+		algs = jose.DefaultAlgorithms()
 	}
 	if len(types) == 0 {
 		types = c.TokenType

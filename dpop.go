@@ -5,12 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"slices"
 	"time"
-
-	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 )
@@ -134,20 +131,16 @@ func proofKey(p *decodedProof) (crypto.PublicKey, string, error) {
 	if err != nil {
 		return nil, "", reject(ReasonDPoPProof, "header jwk: %v", err)
 	}
-	parsed, err := jwk.ParseKey(raw)
+	// The same importer and usability rules as keys in a key set; a
+	// symmetric key cannot prove possession, so HMAC is never admitted.
+	key, _, err := jose.ImportJWK(raw, jose.ImportOptions{})
 	if err != nil {
 		return nil, "", reject(ReasonDPoPProof, "header jwk: %v", err)
 	}
-	var public any
-	if err := jwk.Export(parsed, &public); err != nil {
-		return nil, "", reject(ReasonDPoPProof, "header jwk: %v", err)
-	}
-	if err := checkPublicKey(public); err != nil {
-		return nil, "", reject(ReasonDPoPProof, "header jwk: %v", err)
-	}
-	if !proofKeyFits(public, p.alg) {
+	if !jose.Fits(key.Public, p.alg) {
 		return nil, "", reject(ReasonDPoPProof, "header jwk does not fit alg %s", p.alg)
 	}
+	public := key.Public
 	return public, jkt, nil
 }
 
@@ -217,40 +210,26 @@ type decodedProof struct {
 	signature      []byte
 }
 
-// decodeProof decodes a proof with the token decoder (see "Verification
-// order" in docs/design.md, step 2).
+// decodeProof decodes a proof with the token decoder (docs/design.md,
+// "Verification order", step 2).
 func decodeProof(proof string) (*decodedProof, error) {
-	t, err := DecodeCompact(proof)
-	if err != nil {
-		return nil, err
+	t, rej := decodeToken(proof)
+	if rej != nil {
+		return nil, rej
 	}
 	return &decodedProof{
 		alg: t.Alg, typ: t.Typ, header: t.Header, claims: t.Claims,
-		signingInput: t.signingInput, signature: t.signature,
+		signingInput: t.SigningInput(), signature: t.Signature(),
 	}, nil
 }
 
 func verifyProofSignature(p *decodedProof, key crypto.PublicKey) bool {
-	return VerifySignature(p.alg, key, p.signingInput, p.signature)
+	return jose.Verify(p.alg, key, p.signingInput, p.signature)
 }
 
 // isSymmetricAlg reports HS* (and anything unknown): a proof proves
 // possession of a private key, which a shared secret cannot.
 func isSymmetricAlg(alg string) bool {
-	a := algorithms[alg]
-	return a == nil || a.family == familyHMAC
-}
-
-// checkPublicKey applies the key-set usability rules to a proof key.
-func checkPublicKey(public any) error {
-	if _, secret := public.([]byte); secret {
-		return errors.New("a symmetric key cannot prove possession")
-	}
-	_, err := newKey("", "", public)
-	return err
-}
-
-func proofKeyFits(key crypto.PublicKey, alg string) bool {
-	a := algorithms[alg]
-	return a != nil && fitsAlgorithm(key, a)
+	a := jose.LookupAlgorithm(alg)
+	return a == nil || !a.Asymmetric()
 }

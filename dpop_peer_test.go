@@ -84,7 +84,7 @@ func TestDPoPPeerProofs(t *testing.T) {
 			check := func(mutate func(c *dpopCheck)) error {
 				c := &dpopCheck{
 					Proof: p.Proof, Method: http.MethodPost, URL: url, AccessToken: token, JKT: p.JKT,
-					Algorithms: DefaultAlgorithms, MaxAge: time.Minute, Leeway: 5 * time.Second,
+					Algorithms: jose.DefaultAlgorithms(), MaxAge: time.Minute, Leeway: 5 * time.Second,
 					Now: time.Now(), Nonces: nonces, Replay: newReplayMemory(10, 70*time.Second),
 				}
 				if mutate != nil {

@@ -84,7 +84,7 @@ func newTestCheck(proof, jkt string) *dpopCheck {
 		URL:         testProofURL,
 		AccessToken: testProofToken,
 		JKT:         jkt,
-		Algorithms:  DefaultAlgorithms,
+		Algorithms:  jose.DefaultAlgorithms(),
 		MaxAge:      60 * time.Second,
 		Leeway:      5 * time.Second,
 		Now:         testProofTime,

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 )
 
 // Interop with a real, certified OpenID provider: panva's oidc-provider
@@ -126,7 +128,7 @@ func (p *oidcProvider) admin(t *testing.T, action string) string {
 func TestInteropOIDCProvider(t *testing.T) {
 	op := startOIDCProvider(t)
 	first := op.token(t)
-	tok, err := DecodeCompact(first)
+	tok, err := jose.Decode(first)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +174,7 @@ func TestInteropOIDCProvider(t *testing.T) {
 	oldKid := tok.Kid
 	newKid := op.admin(t, "rotate")
 	second := op.token(t)
-	if k, _ := DecodeCompact(second); k == nil || k.Kid != newKid || newKid == oldKid {
+	if k, _ := jose.Decode(second); k == nil || k.Kid != newKid || newKid == oldKid {
 		t.Fatalf("rotation did not change the signing key (%s → %s)", oldKid, newKid)
 	}
 	eventually(t, 10*time.Second, "token of the rotated-in key accepted", func() bool {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
 )
 
@@ -21,7 +22,7 @@ import (
 // at its boundary: the last allowed value works, the first one past it is
 // refused. Limits already pinned elsewhere are not repeated here: over
 // 1 MiB in Huge mode and over 256 KiB discovery (jwks_test.go), the first 100
-// of 120 keys in ParseKeySet (keyset_test.go), a cross-host redirect
+// of 120 keys in jose.ParseKeys (internal/jose/key_test.go), a cross-host redirect
 // (jwks_test.go), kid of 256 and 257 bytes (verifier_test.go), header nesting
 // (jws_test.go).
 
@@ -105,8 +106,8 @@ func TestLimitDiscoveryDocumentIs256KiB(t *testing.T) {
 // the first 100 verify tokens, the 101st is unknown.
 func TestLimitHundredKeysPerRemoteSet(t *testing.T) {
 	base := jwttest.NewEC(t, "ES256", "")
-	jwks := make([]map[string]any, 0, maxKeysPerSet+1)
-	for i := 0; i <= maxKeysPerSet; i++ {
+	jwks := make([]map[string]any, 0, jose.MaxKeys+1)
+	for i := 0; i <= jose.MaxKeys; i++ {
 		j := base.JWK()
 		j["kid"] = fmt.Sprintf("k%03d", i)
 		jwks = append(jwks, j)
@@ -123,14 +124,14 @@ func TestLimitHundredKeysPerRemoteSet(t *testing.T) {
 		k.Kid = kid
 		return jwttest.Sign(t, &k, nil, jwttest.Claims("https://idp.example/", "api", time.Minute))
 	}
-	for _, kid := range []string{"k000", fmt.Sprintf("k%03d", maxKeysPerSet-1)} {
+	for _, kid := range []string{"k000", fmt.Sprintf("k%03d", jose.MaxKeys-1)} {
 		if _, err := v.Verify(context.Background(), sign(kid)); err != nil {
 			t.Fatalf("kid %s: %v", kid, err)
 		}
 	}
-	_, err := v.Verify(context.Background(), sign(fmt.Sprintf("k%03d", maxKeysPerSet)))
+	_, err := v.Verify(context.Background(), sign(fmt.Sprintf("k%03d", jose.MaxKeys)))
 	if ReasonOf(err) != ReasonUnknownKid {
-		t.Fatalf("key number %d: %v, want unknown_kid", maxKeysPerSet+1, err)
+		t.Fatalf("key number %d: %v, want unknown_kid", jose.MaxKeys+1, err)
 	}
 }
 
@@ -315,7 +316,7 @@ func TestLimitJSONSizeComesFromMaxTokenSize(t *testing.T) {
 	wantReason(t, v, jwttest.SignRaw(t, key, "ES256", []byte(header), claims), "")
 }
 
-// TestLimitClaimsNestingDepth: claims nested up to maxJSONDepth verify, one
+// TestLimitClaimsNestingDepth: claims nested up to jose.MaxDepth verify, one
 // level deeper is malformed, for objects and arrays alike.
 func TestLimitClaimsNestingDepth(t *testing.T) {
 	key := fixtureKey(t, "ES256", "ec-1", 0)
@@ -327,10 +328,10 @@ func TestLimitClaimsNestingDepth(t *testing.T) {
 		want        Reason
 	}{
 		// The claim set is depth 0, its members' values depth 1.
-		{"objects at the limit", nestObjects(maxJSONDepth - 1), ""},
-		{"objects one past the limit", nestObjects(maxJSONDepth), ReasonMalformed},
-		{"arrays at the limit", nestArrays(maxJSONDepth - 1), ""},
-		{"arrays one past the limit", nestArrays(maxJSONDepth), ReasonMalformed},
+		{"objects at the limit", nestObjects(jose.MaxDepth - 1), ""},
+		{"objects one past the limit", nestObjects(jose.MaxDepth), ReasonMalformed},
+		{"arrays at the limit", nestArrays(jose.MaxDepth - 1), ""},
+		{"arrays one past the limit", nestArrays(jose.MaxDepth), ReasonMalformed},
 		{"5000 levels", nestArrays(5000), ReasonMalformed},
 	} {
 		t.Run(c.name, func(t *testing.T) {

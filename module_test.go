@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
 )
 
@@ -144,7 +145,7 @@ func TestEndToEndValidTokenPublishesClaims(t *testing.T) {
 // withRawClaim re-signs tok with one raw JSON member added to its claims.
 func (f *e2eFixture) withRawClaim(t *testing.T, tok, member string) string {
 	t.Helper()
-	parsed, err := DecodeCompact(tok)
+	parsed, err := jose.Decode(tok)
 	if err != nil {
 		t.Fatal(err)
 	}

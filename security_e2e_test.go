@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
 )
 
@@ -86,7 +87,7 @@ func startSecurityE2E(t *testing.T) *securityE2E {
 	}`, prefix, testIssuer, s.jwks.JWKSURL(), extra, s.up.srv.Listener.Addr())
 	}
 	s.tc = startCaddy(t,
-		route("/hs/", "\t\t\talgorithms "+strings.Join(DefaultAlgorithms, " ")+" HS256")+
+		route("/hs/", "\t\t\talgorithms "+strings.Join(jose.DefaultAlgorithms(), " ")+" HS256")+
 			route("/at/", "\t\t\ttoken_type at+jwt")+
 			route("/aud/", "\t\t\taudience https://api.example")+
 			route("/small/", "\t\t\tmax_token_size 2KiB")+

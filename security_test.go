@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
 )
 
@@ -166,7 +167,7 @@ func nonCanonical(t testing.TB, seg string) string {
 // their seed corpus.
 func attackTable(e *attackEnv) []attack {
 	now := testNow.Unix()
-	allowHS := func(p *IssuerPolicy) { p.Algorithms = append(append([]string{}, DefaultAlgorithms...), "HS256") }
+	allowHS := func(p *IssuerPolicy) { p.Algorithms = append(jose.DefaultAlgorithms(), "HS256") }
 	requireAT := func(p *IssuerPolicy) { p.TokenTypes = []string{"at+jwt"} }
 	requireAud := func(p *IssuerPolicy) { p.Audience = []string{"https://api.example"} }
 	rsaDER, _ := x509.MarshalPKIXPublicKey(e.rs.Public())
@@ -636,7 +637,7 @@ func TestAttacks(t *testing.T) {
 	attacks := attackTable(e)
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {
-			policy, _ := testPolicy(e.set, DefaultAlgorithms...)
+			policy, _ := testPolicy(e.set, jose.DefaultAlgorithms()...)
 			if a.policy != nil {
 				a.policy(policy)
 			}

@@ -105,7 +105,7 @@ func (s *fileSource) read() error {
 	if unchanged {
 		return nil
 	}
-	set, warnings, err := ParseKeySet(data, LoadOptions{AllowHMAC: s.id.AllowHMAC})
+	set, warnings, err := parseKeySet(data, s.id.AllowHMAC)
 	if err != nil {
 		s.logWarnings(warnings)
 		return fmt.Errorf("jwks_file %s: %w", s.id.JWKSFile, err)

@@ -368,7 +368,7 @@ func (s *urlSource) confirm(jwksURL string) error {
 // accept parses a 200 body and, if it holds usable keys, installs and
 // persists it. A bad body leaves the current set as it is.
 func (s *urlSource) accept(jwksURL, etag string, body []byte) error {
-	set, warnings, err := ParseKeySet(body, LoadOptions{})
+	set, warnings, err := parseKeySet(body, false)
 	if err != nil {
 		return fmt.Errorf("key set: %w", err)
 	}

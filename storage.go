@@ -112,7 +112,7 @@ func decodeStored(data []byte, check recordCheck) (*storedKeySet, *KeySet, error
 	if age := check.now.Sub(rec.FetchedAt); check.maxStale > 0 && age > check.maxStale {
 		return nil, nil, fmt.Errorf("record is %s old, more than max_stale %s", age.Round(time.Second), check.maxStale)
 	}
-	set, _, err := ParseKeySet([]byte(rec.Body), LoadOptions{})
+	set, _, err := parseKeySet([]byte(rec.Body), false)
 	if err != nil {
 		return nil, nil, fmt.Errorf("stored body: %w", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 )
 
 // maxMaxTokenSize caps max_token_size: a credential is read into memory
@@ -83,8 +85,8 @@ func validateIssuer(ic IssuerConfig) error {
 
 func validateAlgorithms(algs []string) error {
 	for _, a := range algs {
-		if !IsKnownAlgorithm(a) {
-			return fmt.Errorf("unknown algorithm %q (known: %s HS256 HS384 HS512)", a, strings.Join(DefaultAlgorithms, " "))
+		if jose.LookupAlgorithm(a) == nil {
+			return fmt.Errorf("unknown algorithm %q (known: %s HS256 HS384 HS512)", a, strings.Join(jose.DefaultAlgorithms(), " "))
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -78,9 +79,9 @@ var configCorpus = []configCase{
 
 	// Algorithms.
 	{name: "unknown algorithm", caddyfile: "issuer a\njwks_file $FILE\nalgorithms RS256 none",
-		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE"}],"algorithms":["RS256","none"]}`, err: `unknown algorithm "none" (known: ` + strings.Join(DefaultAlgorithms, " ") + ` HS256 HS384 HS512)`},
+		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE"}],"algorithms":["RS256","none"]}`, err: `unknown algorithm "none" (known: ` + strings.Join(jose.DefaultAlgorithms(), " ") + ` HS256 HS384 HS512)`},
 	{name: "unknown algorithm in an issuer block", caddyfile: "issuer a {\njwks_file $FILE\nalgorithms HS1\n}",
-		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE","algorithms":["HS1"]}]}`, err: `issuer "a": unknown algorithm "HS1" (known: ` + strings.Join(DefaultAlgorithms, " ") + ` HS256 HS384 HS512)`},
+		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE","algorithms":["HS1"]}]}`, err: `issuer "a": unknown algorithm "HS1" (known: ` + strings.Join(jose.DefaultAlgorithms(), " ") + ` HS256 HS384 HS512)`},
 
 	// Durations.
 	{name: "negative leeway", caddyfile: "issuer a\njwks_file $FILE\nleeway -1s",

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 )
 
 // IssuerPolicy is what the verifier knows about one trusted issuer.
@@ -116,10 +118,10 @@ func NewVerifier(issuers []*IssuerPolicy, opts VerifierOptions) *Verifier {
 
 // Result is a verified token.
 type Result struct {
-	Token *JWS
+	Token *jose.JWS
 	// Issuer is the verifier's own copy of the issuer's policy; read only.
 	Issuer *IssuerPolicy
-	Key    *Key
+	Key    *jose.Key
 	Expiry time.Time
 }
 
@@ -186,9 +188,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Result, error) {
 
 // verify is Verify, recording each step into tr when tr is not nil.
 func (v *Verifier) verify(ctx context.Context, token string, tr *trace) (*Result, error) {
-	t, err := DecodeCompact(token)
-	if err != nil {
-		return nil, tr.fail(stepDecode, err)
+	t, rej := decodeToken(token)
+	if rej != nil {
+		return nil, tr.fail(stepDecode, rej)
 	}
 	if tr != nil {
 		tr.pass(stepDecode, "alg %s, kid %.128q, typ %.64q, iss %.128q", t.Alg, t.Kid, t.Typ, t.Issuer)
@@ -200,7 +202,7 @@ func (v *Verifier) verify(ctx context.Context, token string, tr *trace) (*Result
 	return res, err
 }
 
-func (v *Verifier) verifyDecoded(ctx context.Context, t *JWS, tr *trace) (*Result, error) {
+func (v *Verifier) verifyDecoded(ctx context.Context, t *jose.JWS, tr *trace) (*Result, error) {
 	issuer, err := v.selectIssuer(t, tr)
 	if err != nil {
 		return nil, err
@@ -209,7 +211,7 @@ func (v *Verifier) verifyDecoded(ctx context.Context, t *JWS, tr *trace) (*Resul
 	if err != nil {
 		return nil, err
 	}
-	if !VerifySignature(t.Alg, key.Public, t.signingInput, t.signature) {
+	if !jose.Verify(t.Alg, key.Public, t.SigningInput(), t.Signature()) {
 		return nil, tr.fail(stepSignature, reject(ReasonBadSignature, "%s signature does not verify with key %.64q", t.Alg, key.ID))
 	}
 	if tr != nil {
@@ -224,7 +226,7 @@ func (v *Verifier) verifyDecoded(ctx context.Context, t *JWS, tr *trace) (*Resul
 
 // selectIssuer picks the issuer by the unverified iss and checks the alg
 // against its policy (docs/design.md "Verification order").
-func (v *Verifier) selectIssuer(t *JWS, tr *trace) (*issuerState, error) {
+func (v *Verifier) selectIssuer(t *jose.JWS, tr *trace) (*issuerState, error) {
 	issuer := v.issuers[t.Issuer]
 	if issuer == nil {
 		return nil, tr.fail(stepIssuer, reject(ReasonWrongIssuer, "issuer %.128q is not configured (configured: %s)", t.Issuer, v.issuerNames))
@@ -245,7 +247,7 @@ func (v *Verifier) selectIssuer(t *JWS, tr *trace) (*issuerState, error) {
 // never in the token. A miss costs one unknown-kid refresh; its rejection
 // says why no key fits, because "unknown_kid" alone sends the operator to a
 // kid list that may well contain the kid.
-func selectKey(ctx context.Context, t *JWS, issuer *issuerState, tr *trace) (*Key, error) {
+func selectKey(ctx context.Context, t *jose.JWS, issuer *issuerState, tr *trace) (*jose.Key, error) {
 	keys := issuer.policy.Keys
 	set := keys.KeySet()
 	if set == nil {
@@ -283,7 +285,7 @@ func explainMiss(set *KeySet, kid, alg string, newSet bool) string {
 		fitting := 0
 		for _, k := range set.Keys {
 			// Select over a set of this key alone judges whether it fits.
-			if (&KeySet{Keys: []*Key{k}}).Select(k.ID, alg) != nil {
+			if (&KeySet{Keys: []*jose.Key{k}}).Select(k.ID, alg) != nil {
 				fitting++
 			}
 		}
@@ -308,7 +310,7 @@ func explainMiss(set *KeySet, kid, alg string, newSet bool) string {
 }
 
 // describeKey names a key's type and its own alg: "EC P-256 key (alg ES256)".
-func describeKey(k *Key) string {
+func describeKey(k *jose.Key) string {
 	var kind string
 	switch pub := k.Public.(type) {
 	case *rsa.PublicKey:
@@ -317,7 +319,7 @@ func describeKey(k *Key) string {
 		kind = "EC " + pub.Curve.Params().Name
 	case ed25519.PublicKey:
 		kind = "Ed25519"
-	case hmacSecret:
+	case jose.HMACSecret:
 		kind = fmt.Sprintf("HMAC %d-byte", len(pub))
 	default:
 		kind = fmt.Sprintf("%T", pub)
@@ -346,7 +348,7 @@ func kidList(set *KeySet) string {
 // checkClaims runs the claim checks after the signature has verified, in
 // the order of docs/design.md "Verification order". It returns the token's
 // expiry.
-func (v *Verifier) checkClaims(t *JWS, issuer *issuerState, tr *trace) (time.Time, error) {
+func (v *Verifier) checkClaims(t *jose.JWS, issuer *issuerState, tr *trace) (time.Time, error) {
 	times, err := checkClaimTypes(t.Claims)
 	if err != nil {
 		return time.Time{}, tr.fail(stepClaimTypes, err)

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
 )
 
@@ -119,7 +120,7 @@ func fixtureKey(t testing.TB, alg, kid string, slot int) *jwttest.Key {
 
 // isKey reports whether the loaded key k is the fixture key want: same kid
 // and same key material.
-func isKey(k *Key, want *jwttest.Key) bool {
+func isKey(k *jose.Key, want *jwttest.Key) bool {
 	return k.ID == want.Kid && samePublicKey(k.Public, want.Public())
 }
 
@@ -149,22 +150,22 @@ func (s *staticKeySource) RefreshForUnknownKid(context.Context) *KeySet {
 func (s *staticKeySource) RetryAfter() time.Duration { return time.Second }
 
 // loadTestSet builds a KeySet from the public JWKs of keys, failing the test
-// if ParseKeySet drops any of them: a fixture that silently loses a key would
+// if parseKeySet drops any of them: a fixture that silently loses a key would
 // turn "accepted with the right key" tests into "unknown_kid" noise.
 func loadTestSet(t testing.TB, opts LoadOptions, keys ...*jwttest.Key) *KeySet {
 	t.Helper()
-	set, warnings, err := ParseKeySet(jwttest.JWKS(keys...), opts)
+	set, warnings, err := parseKeySet(jwttest.JWKS(keys...), opts.AllowHMAC)
 	if err != nil {
-		t.Fatalf("ParseKeySet: %v (warnings %q)", err, warnings)
+		t.Fatalf("parseKeySet: %v (warnings %q)", err, warnings)
 	}
 	if len(set.Keys) != len(keys) {
-		t.Fatalf("ParseKeySet kept %d of %d keys: %q", len(set.Keys), len(keys), warnings)
+		t.Fatalf("parseKeySet kept %d of %d keys: %q", len(set.Keys), len(keys), warnings)
 	}
 	return set
 }
 
 // allAlgorithms is every algorithm the verifier knows, HMAC included.
-var allAlgorithms = append(append([]string{}, DefaultAlgorithms...), "HS256", "HS384", "HS512")
+var allAlgorithms = append(jose.DefaultAlgorithms(), "HS256", "HS384", "HS512")
 
 // testPolicy is an issuer policy for testIssuer over a static key set.
 func testPolicy(set *KeySet, algs ...string) (*IssuerPolicy, *staticKeySource) {
@@ -333,7 +334,7 @@ func TestVerifyEveryAlgorithm(t *testing.T) {
 // no key, so HS* can only ever work from a jwks_file (README "Keys").
 func TestVerifyHMACNeedsAllowHMAC(t *testing.T) {
 	key := fixtureKey(t, "HS256", "hs", 0)
-	if _, _, err := ParseKeySet(jwttest.JWKS(key), LoadOptions{}); err == nil {
+	if _, _, err := parseKeySet(jwttest.JWKS(key), false); err == nil {
 		t.Fatal("an oct-only JWKS loaded without AllowHMAC must have no usable key")
 	}
 }

@@ -1,4 +1,4 @@
-package jwtauth
+package jose
 
 import (
 	"encoding/json"
@@ -7,13 +7,7 @@ import (
 	"testing"
 )
 
-// nestObjects returns n nested objects with a scalar at the bottom:
-// {"a":{"a":...1...}}.
-func nestObjects(n int) string {
-	return strings.Repeat(`{"a":`, n) + "1" + strings.Repeat("}", n)
-}
-
-func TestParseStrictObject(t *testing.T) {
+func TestParseObject(t *testing.T) {
 	cases := []struct {
 		name  string
 		input string
@@ -35,8 +29,8 @@ func TestParseStrictObject(t *testing.T) {
 		{"same name in sibling objects is fine", `{"x":{"a":1},"y":{"a":1}}`, true},
 
 		// Depth.
-		{"nesting at the limit", nestObjects(maxJSONDepth), true},
-		{"nesting one past the limit", nestObjects(maxJSONDepth + 1), false},
+		{"nesting at the limit", nestObjects(MaxDepth), true},
+		{"nesting one past the limit", nestObjects(MaxDepth + 1), false},
 		{"deep arrays", `{"a":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, false},
 		{"very deep arrays stop early", `{"a":` + strings.Repeat("[", 100000) + `}`, false},
 
@@ -91,7 +85,7 @@ func TestParseStrictObject(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseStrictObject([]byte(tc.input))
+			_, err := ParseObject([]byte(tc.input))
 			if tc.ok && err != nil {
 				t.Fatalf("rejected valid JSON: %v", err)
 			}
@@ -102,16 +96,16 @@ func TestParseStrictObject(t *testing.T) {
 	}
 }
 
-// TestParseStrictObjectNumbers checks the RFC 8259 number grammar and that
+// TestParseObjectNumbers checks the RFC 8259 number grammar and that
 // numbers keep their exact text.
-func TestParseStrictObjectNumbers(t *testing.T) {
+func TestParseObjectNumbers(t *testing.T) {
 	valid := []string{"0", "-0", "1", "-1", "10", "1.5", "0.000", "1e5", "1E5", "1e+5", "1e-5", "-1.5e10",
 		"1.0E-0", "12345678901234567890123456789", "1e400", "0e0"}
 	invalid := []string{"01", "-01", "00", "-", "+1", "1.", ".5", "1.e5", "1e", "1e+", "1e-", "--1", "0x10",
 		"1_000", "- 1", "1 .5", "Infinity", "-Infinity", "0.", "1e5.5"}
 	for _, n := range valid {
 		t.Run("valid "+n, func(t *testing.T) {
-			obj, err := parseStrictObject([]byte(`{"n":` + n + `}`))
+			obj, err := ParseObject([]byte(`{"n":` + n + `}`))
 			if err != nil {
 				t.Fatalf("rejected: %v", err)
 			}
@@ -126,7 +120,7 @@ func TestParseStrictObjectNumbers(t *testing.T) {
 	}
 	for _, n := range invalid {
 		t.Run("invalid "+n, func(t *testing.T) {
-			if _, err := parseStrictObject([]byte(`{"n":` + n + `}`)); err == nil {
+			if _, err := ParseObject([]byte(`{"n":` + n + `}`)); err == nil {
 				t.Fatalf("accepted %q", n)
 			}
 			if json.Valid([]byte(n)) {
@@ -136,12 +130,12 @@ func TestParseStrictObjectNumbers(t *testing.T) {
 	}
 }
 
-// TestParseStrictObjectValues checks the decoded shape against encoding/json
+// TestParseObjectValues checks the decoded shape against encoding/json
 // (with UseNumber) on duplicate-free input, the contract FuzzStrictJSON
 // checks at scale.
-func TestParseStrictObjectValues(t *testing.T) {
+func TestParseObjectValues(t *testing.T) {
 	input := `{"s":"a\"b\u00e9","n":-1.25e3,"b":true,"z":null,"arr":[1,"x",[],{}],"obj":{"k":{"k2":[false]}}}`
-	got, err := parseStrictObject([]byte(input))
+	got, err := ParseObject([]byte(input))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,4 +155,58 @@ func decodeWithStdlib(t testing.TB, data []byte) map[string]any {
 		t.Fatalf("encoding/json: %v", err)
 	}
 	return v
+}
+
+// TestArrayMember: the span-recording parse accepts and refuses exactly
+// what ParseObject does, and each span is the element's exact bytes.
+func TestArrayMember(t *testing.T) {
+	cases := []struct {
+		name  string
+		input string
+		elems []string // nil with found false: no such array
+		found bool
+		ok    bool
+	}{
+		{"two elements", `{"keys":[{"a":1}, {"b":[2]} ]}`, []string{`{"a":1}`, `{"b":[2]}`}, true, true},
+		{"white space around elements", "{\"keys\":[ \n1 ,\t\"x\"\r\n]}", []string{`1`, `"x"`}, true, true},
+		{"empty array", `{"keys":[]}`, nil, true, true},
+		{"nested keys member is not recorded", `{"x":{"keys":[1]}}`, nil, false, true},
+		{"keys inside an element is not recorded", `{"keys":[{"keys":[1,2]}]}`, []string{`{"keys":[1,2]}`}, true, true},
+		{"keys not an array", `{"keys":{"a":1}}`, nil, false, true},
+		{"keys null", `{"keys":null}`, nil, false, true},
+		{"no keys member", `{"other":[1]}`, nil, false, true},
+		{"escaped member name is the same name", `{"\u006beys":[true]}`, []string{`true`}, true, true},
+		{"duplicate keys member", `{"keys":[1],"keys":[2]}`, nil, false, false},
+		{"duplicate inside an element", `{"keys":[{"kty":"EC","kty":"RSA"}]}`, nil, false, false},
+		{"duplicate after the array", `{"keys":[1],"x":{"a":1,"a":2}}`, nil, false, false},
+		{"too deep inside an element", `{"keys":[` + nestObjects(MaxDepth-1) + `]}`, nil, false, false},
+		{"at the depth limit inside an element", `{"keys":[` + nestObjects(MaxDepth-2) + `]}`, []string{nestObjects(MaxDepth - 2)}, true, true},
+		{"trailing data", `{"keys":[1]} x`, nil, false, false},
+		{"invalid UTF-8", "{\"keys\":[\"\xff\"]}", nil, false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			elems, found, err := arrayMember([]byte(tc.input), "keys")
+			_, strictErr := ParseObject([]byte(tc.input))
+			if (err == nil) != (strictErr == nil) {
+				t.Fatalf("arrayMember err %v, ParseObject err %v", err, strictErr)
+			}
+			if tc.ok != (err == nil) {
+				t.Fatalf("err %v, want ok=%v", err, tc.ok)
+			}
+			if !tc.ok {
+				return
+			}
+			if found != tc.found {
+				t.Fatalf("found %v, want %v", found, tc.found)
+			}
+			var got []string
+			for _, e := range elems {
+				got = append(got, string(e))
+			}
+			if !reflect.DeepEqual(got, tc.elems) {
+				t.Fatalf("elements %q, want %q", got, tc.elems)
+			}
+		})
+	}
 }

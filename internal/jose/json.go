@@ -1,4 +1,4 @@
-package jwtauth
+package jose
 
 import (
 	"encoding/json"
@@ -7,23 +7,60 @@ import (
 	"unicode/utf8"
 )
 
-// maxJSONDepth bounds nesting in token headers and claims: real claim sets are
-// two or three levels deep, and a bound keeps a hostile token from costing
-// stack or time.
-const maxJSONDepth = 32
+// MaxDepth bounds nesting in the JSON this package parses (token headers,
+// claims, JWKS documents): real claim sets are two or three levels deep,
+// and a bound keeps a hostile input from costing stack or time.
+const MaxDepth = 32
 
-// parseStrictObject decodes one JSON object as RFC 8259 defines it, with the
-// strictness RFC 7515 §4 asks of a JOSE header (and we ask of claims too):
-// valid UTF-8, no duplicate member names at any depth, nothing after the
-// value. Numbers stay json.Number so placeholders render their exact text.
+// ParseObject decodes one JSON object as RFC 8259 defines it, with the
+// strictness RFC 7515 §4 asks of a JOSE header (and we ask of claims and
+// key sets too): valid UTF-8, no duplicate member names at any depth,
+// nesting within MaxDepth, nothing after the value. Numbers stay
+// json.Number so their exact text survives.
+//
 // encoding/json keeps the last of duplicate names silently, which is how
-// "two different parsers see two different tokens" attacks start; this small
-// parser is why we never hand token bytes to it.
-func parseStrictObject(data []byte) (map[string]any, error) {
-	if !utf8.Valid(data) {
+// "two different parsers see two different tokens" attacks start; this
+// small parser is why token bytes never go to encoding/json.
+func ParseObject(data []byte) (map[string]any, error) {
+	p := jsonParser{data: data}
+	v, err := p.document()
+	if err != nil {
+		return nil, err
+	}
+	return v.(map[string]any), nil
+}
+
+// arrayMember parses data exactly as ParseObject does, in the same single
+// pass, and also returns the raw bytes of each element of the top-level
+// member named member. found is false when there is no such member or its
+// value is not an array. The spans alias data.
+func arrayMember(data []byte, member string) (elems []json.RawMessage, found bool, err error) {
+	p := jsonParser{data: data, member: member}
+	if _, err := p.document(); err != nil {
+		return nil, false, err
+	}
+	for _, s := range p.spans {
+		elems = append(elems, json.RawMessage(data[s[0]:s[1]:s[1]]))
+	}
+	return elems, p.found, nil
+}
+
+type jsonParser struct {
+	data []byte
+	pos  int
+
+	// member, when set, names a top-level member whose array elements'
+	// byte spans are recorded in spans (found says it was an array).
+	member string
+	spans  [][2]int
+	found  bool
+}
+
+// document parses the whole input as one object and nothing else.
+func (p *jsonParser) document() (any, error) {
+	if !utf8.Valid(p.data) {
 		return nil, errors.New("not valid UTF-8")
 	}
-	p := jsonParser{data: data}
 	p.skipSpace()
 	if p.pos >= len(p.data) || p.data[p.pos] != '{' {
 		return nil, errors.New("not a JSON object")
@@ -36,12 +73,7 @@ func parseStrictObject(data []byte) (map[string]any, error) {
 	if p.pos != len(p.data) {
 		return nil, fmt.Errorf("data after JSON object at offset %d", p.pos)
 	}
-	return v.(map[string]any), nil
-}
-
-type jsonParser struct {
-	data []byte
-	pos  int
+	return v, nil
 }
 
 func (p *jsonParser) errorf(format string, args ...any) error {
@@ -59,9 +91,18 @@ func (p *jsonParser) skipSpace() {
 	}
 }
 
+// peek returns the next byte after white space, or 0 at the end.
+func (p *jsonParser) peek() byte {
+	p.skipSpace()
+	if p.pos >= len(p.data) {
+		return 0
+	}
+	return p.data[p.pos]
+}
+
 func (p *jsonParser) value(depth int) (any, error) {
-	if depth > maxJSONDepth {
-		return nil, p.errorf("nested deeper than %d", maxJSONDepth)
+	if depth > MaxDepth {
+		return nil, p.errorf("nested deeper than %d", MaxDepth)
 	}
 	p.skipSpace()
 	if p.pos >= len(p.data) {
@@ -71,7 +112,7 @@ func (p *jsonParser) value(depth int) (any, error) {
 	case c == '{':
 		return p.object(depth)
 	case c == '[':
-		return p.array(depth)
+		return p.array(depth, nil)
 	case c == '"':
 		return p.string()
 	case c == '-' || (c >= '0' && c <= '9'):
@@ -115,7 +156,13 @@ func (p *jsonParser) object(depth int) (any, error) {
 			return nil, p.errorf("expected ':'")
 		}
 		p.pos++
-		v, err := p.value(depth + 1)
+		var v any
+		if depth == 0 && p.member != "" && name == p.member && p.peek() == '[' {
+			v, err = p.array(depth+1, &p.spans)
+			p.found = true
+		} else {
+			v, err = p.value(depth + 1)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -136,7 +183,9 @@ func (p *jsonParser) object(depth int) (any, error) {
 	}
 }
 
-func (p *jsonParser) array(depth int) (any, error) {
+// array parses an array; when spans is not nil it also records where each
+// element starts and ends.
+func (p *jsonParser) array(depth int, spans *[][2]int) (any, error) {
 	p.pos++ // '['
 	arr := []any{}
 	p.skipSpace()
@@ -145,9 +194,14 @@ func (p *jsonParser) array(depth int) (any, error) {
 		return arr, nil
 	}
 	for {
+		p.skipSpace()
+		start := p.pos
 		v, err := p.value(depth + 1)
 		if err != nil {
 			return nil, err
+		}
+		if spans != nil {
+			*spans = append(*spans, [2]int{start, p.pos})
 		}
 		arr = append(arr, v)
 		p.skipSpace()
