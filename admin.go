@@ -61,6 +61,9 @@ type fetcherStatus struct {
 	AgeSeconds  *float64   `json:"age_seconds"`
 	NextRefresh *time.Time `json:"next_refresh"`
 	LastError   *string    `json:"last_error"`
+	// ReportOnly: a report_only handler uses this source, so some of the
+	// requests verified with it are not enforced.
+	ReportOnly bool `json:"report_only"`
 }
 
 // newerThan orders two sources of one issuer: a loaded set beats none, then
@@ -106,7 +109,7 @@ func poolStatus(now time.Time) []fetcherStatus {
 // status snapshots the fetcher: the key state is one atomic value and the
 // rest is read under f.mu, so the result is consistent with itself.
 func (f *fetcher) status(now time.Time) fetcherStatus {
-	st := fetcherStatus{Issuer: f.cfg.Issuer, Kids: []string{}, Algorithms: []string{}}
+	st := fetcherStatus{Issuer: f.cfg.Issuer, Kids: []string{}, Algorithms: []string{}, ReportOnly: reportOnlyUsed(f.cfg)}
 	f.mu.Lock()
 	st.URL = f.jwksURL
 	if f.cfg.JWKSFile != "" {
