@@ -321,3 +321,48 @@ func TestReportOnlyKeysUnavailable(t *testing.T) {
 		t.Fatalf("after the reload the source is still marked report-only: %v", st[down.issuer])
 	}
 }
+
+// TestVerdictPlaceholderInEveryMode: decide publishes its verdict whatever
+// the mode, and report-only mode turns every refusal into a passing report
+// that keeps the reason.
+func TestVerdictPlaceholderInEveryMode(t *testing.T) {
+	preflight := []string{"Origin: https://app.example", "Access-Control-Request-Method: POST"}
+	cases := []struct {
+		name    string
+		cfg     Config
+		headers []string
+		verdict string
+		result  string
+		passes  bool
+	}{
+		{"preflight", Config{AllowPreflight: true}, preflight, "preflight", resultPreflight, true},
+		{"anonymous", Config{Optional: true}, nil, "anonymous", resultAnonymous, true},
+		{"enforced missing", Config{}, nil, "missing", resultRejected, false},
+		{"enforced malformed", Config{Optional: true}, []string{"Authorization: Bearer"}, "malformed", resultRejected, false},
+		{"enforced too_large", Config{MaxTokenSize: 8}, []string{"Authorization: Bearer 0123456789"}, "too_large", resultRejected, false},
+		{"reported missing", Config{ReportOnly: true}, nil, "missing", resultReportOnly, true},
+		{"reported malformed", Config{ReportOnly: true}, []string{"Authorization: Bearer"}, "malformed", resultReportOnly, true},
+		{"reported multiple_credentials", Config{ReportOnly: true, Sources: []TokenSource{{Header: "A"}, {Header: "B"}}},
+			[]string{"A: x", "B: y"}, "multiple_credentials", resultReportOnly, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r, repl := requestWithReplacer()
+			if len(c.headers) > 0 && c.headers[0] == preflight[0] {
+				r.Method = http.MethodOptions
+			}
+			for _, h := range c.headers {
+				name, value, _ := strings.Cut(h, ":")
+				r.Header.Add(name, strings.TrimSpace(value))
+			}
+			a := &authenticator{cfg: &c.cfg}
+			v := a.decide(r)
+			if got, _ := repl.GetString(verdictPlaceholder); got != c.verdict || v.result != c.result || v.passes() != c.passes {
+				t.Fatalf("verdict %q, result %q, passes %v; want %q, %q, %v", got, v.result, v.passes(), c.verdict, c.result, c.passes)
+			}
+			if c.result == resultReportOnly && (v.reported == nil || string(v.reason()) != c.verdict) {
+				t.Fatalf("report-only verdict lost its reason: %+v", v)
+			}
+		})
+	}
+}
