@@ -73,6 +73,9 @@ type fetcherStatus struct {
 	AgeSeconds  *float64   `json:"age_seconds"`
 	NextRefresh *time.Time `json:"next_refresh"`
 	LastError   *string    `json:"last_error"`
+	// ReportOnly: a report_only handler uses this source, so some of the
+	// requests verified with it are not enforced.
+	ReportOnly bool `json:"report_only"`
 }
 
 func (a *AdminStatus) serveStatus(w http.ResponseWriter, r *http.Request) error {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -16,8 +17,9 @@ import (
 // for the handler and the provider: decide computes one verdict per request;
 // a passing verdict is carried out by pass, a refusing one by refuse, which
 // renders the answer from the reason's row in reasonTable, sets its headers,
-// logs and counts it. A mode that only reports (records a verdict instead of
-// answering it) plugs in between decide and refuse.
+// logs and counts it. In report-only mode decide turns a refusing verdict
+// into a reporting one, which pass carries out: the request goes on
+// unauthenticated, and the would-be rejection is logged and counted.
 
 // reasonRow is how one reason is answered and counted.
 type reasonRow struct {
@@ -77,23 +79,44 @@ func statusOf(reason Reason) int { return rowOf(reason).status }
 // then carried out.
 type verdict struct {
 	// result is the requests_total result label: accepted, anonymous,
-	// preflight, or the refusing reason's label.
+	// preflight, report_only, or the refusing reason's label.
 	result string
 	// res is the verified token of an accepted request.
 	res *Result
 	// rej is why the request is refused; nil when it passes.
 	rej *Rejection
+	// reported is the rejection a report-only handler lets pass: what it
+	// would have answered had it enforced.
+	reported *Rejection
 }
 
 // passes reports a verdict that lets the request go on.
 func (v verdict) passes() bool { return v.rej == nil }
 
-// reason is the refusing reason, or "" for a passing verdict.
+// reason is the refusing (or, in report-only mode, the would-be refusing)
+// reason, or "" for a request that was not rejected.
 func (v verdict) reason() Reason {
-	if v.rej == nil {
-		return ""
+	switch {
+	case v.rej != nil:
+		return v.rej.Reason
+	case v.reported != nil:
+		return v.reported.Reason
 	}
-	return v.rej.Reason
+	return ""
+}
+
+// verdictPlaceholder is the key of {http.auth.jwt.verdict}: the reason code
+// of a rejected (or, in report-only mode, would-be rejected) request, else
+// the result: accepted, anonymous or preflight. An access log or header_up
+// reads it; it is the handler's own namespace, outside http.auth.user.
+const verdictPlaceholder = "http.auth.jwt.verdict"
+
+// text is the verdict as {http.auth.jwt.verdict} shows it.
+func (v verdict) text() string {
+	if reason := v.reason(); reason != "" {
+		return string(reason)
+	}
+	return v.result
 }
 
 func refused(err error) verdict {
@@ -101,10 +124,24 @@ func refused(err error) verdict {
 	return verdict{result: rowOf(rej.Reason).result, rej: rej}
 }
 
-// decide runs the request path on r: client copies of the identity headers
+// decide concludes what to do with r: judge's verdict, which report-only
+// mode turns from a refusal into a report, published as
+// {http.auth.jwt.verdict} in every mode.
+func (a *authenticator) decide(r *http.Request) verdict {
+	v := a.judge(r)
+	if a.cfg.ReportOnly && v.rej != nil {
+		v = verdict{result: resultReportOnly, reported: v.rej}
+	}
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set(verdictPlaceholder, v.text())
+	}
+	return v
+}
+
+// judge runs the request path on r: client copies of the identity headers
 // removed, then the preflight pass, extraction, the anonymous pass and
 // verification, in that order.
-func (a *authenticator) decide(r *http.Request) verdict {
+func (a *authenticator) judge(r *http.Request) verdict {
 	// Identity headers are ours alone: removed before anything else, so no
 	// path (anonymous, preflight, refused, absent claim) lets a forged one through.
 	a.dropClientIdentityHeaders(r)
@@ -130,15 +167,18 @@ func (a *authenticator) decide(r *http.Request) verdict {
 
 // pass carries out a passing verdict: the http.auth.user.* placeholders
 // answer for the verified token, or are all empty without one; the claim
-// headers are set; the request is counted; and an accepted credential is
-// stripped when asked.
+// headers are set only for a verified token; the request is counted, and a
+// would-be rejection logged; and the credential, valid or not, is stripped
+// when asked, so no credential ever reaches the next handler.
 func (a *authenticator) pass(r *http.Request, v verdict) {
 	id := requestIdentity(r)
-	observeRequest(v.result, "")
-	if v.res == nil {
-		return
+	observeRequest(v.result, v.reason())
+	if v.reported != nil {
+		a.logRejection(r, v.reported, zapcore.InfoLevel, "request would be rejected (report_only)")
 	}
-	a.publish(r, id, v.res)
+	if v.res != nil {
+		a.publish(r, id, v.res)
+	}
 	if a.cfg.StripToken {
 		stripCredentials(r, a.cfg.sources())
 	}
@@ -209,7 +249,7 @@ func (ans answer) write(h http.Header) {
 func (a *authenticator) refuse(w http.ResponseWriter, r *http.Request, v verdict, form answerForm) error {
 	ans := a.render(r, v.rej, form)
 	ans.write(w.Header())
-	a.logRejection(r, v.rej)
+	a.logRejection(r, v.rej, zapcore.DebugLevel, "request rejected")
 	observeRequest(v.result, v.reason())
 	return caddyhttp.Error(ans.status, v.rej.Reason)
 }
@@ -317,11 +357,13 @@ func (a *authenticator) retryAfterSeconds() int {
 	return int((soonest + time.Second - 1) / time.Second)
 }
 
-// logRejection writes the one debug line per rejection: reason, issuer,
-// kid and client IP, each bounded, never the token. A 4xx is the client's
-// doing, never an ERROR; a 503 is logged by Caddy itself.
-func (a *authenticator) logRejection(r *http.Request, rej *Rejection) {
-	ce := a.logger.Check(zapcore.DebugLevel, "request rejected")
+// logRejection writes the one line per rejection: reason, issuer, kid and
+// client IP, each bounded, never the token. A rejection is logged at debug:
+// a 4xx is the client's doing, never an ERROR, and a 503 is logged by Caddy
+// itself. A would-be rejection of report-only mode is logged at info, as
+// it is the only trace the mode leaves of what it would have refused.
+func (a *authenticator) logRejection(r *http.Request, rej *Rejection, level zapcore.Level, msg string) {
+	ce := a.logger.Check(level, msg)
 	if ce == nil {
 		return
 	}

@@ -45,6 +45,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		claim_header <claim> <Header>
 //		strip_token
 //		optional
+//		report_only
 //		allow_preflight
 //		refresh_interval <duration>
 //		min_refresh_interval <duration>
@@ -162,6 +163,8 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser, top *IssuerConfig) err
 		return flag(d, &h.StripToken)
 	case "optional":
 		return flag(d, &h.Optional)
+	case "report_only":
+		return flag(d, &h.ReportOnly)
 	case "allow_preflight":
 		return flag(d, &h.AllowPreflight)
 	case "cache_size":

@@ -76,6 +76,11 @@ type Config struct {
 	StripToken bool `json:"strip_token,omitempty"`
 	// Optional lets requests without any credential pass unauthenticated.
 	Optional bool `json:"optional,omitempty"`
+	// ReportOnly verifies every request as usual but lets each one go on:
+	// a valid token is published as usual, anything else passes
+	// unauthenticated and is only logged (info) and counted as the
+	// rejection it would have been. Default off; not with Optional.
+	ReportOnly bool `json:"report_only,omitempty"`
 	// AllowPreflight lets CORS preflight requests pass without a token.
 	AllowPreflight bool `json:"allow_preflight,omitempty"`
 	// RefreshInterval applies when the JWKS response has no usable max-age; default 10m.

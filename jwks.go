@@ -252,6 +252,9 @@ func (b *sourceBase) logWarnings(warnings []string) {
 // the issuer and what the current set holds.
 func (b *sourceBase) baseStatus(now time.Time) (fetcherStatus, *keyState) {
 	st := fetcherStatus{Issuer: b.id.Issuer, Kids: []string{}, Algorithms: []string{}}
+	for _, u := range b.users.snapshot() {
+		st.ReportOnly = st.ReportOnly || u.reportOnly
+	}
 	ks := b.state.Load()
 	if ks != nil {
 		source, fetched := ks.source, ks.fetchedAt.UTC()
@@ -276,6 +279,9 @@ type sourceUser struct {
 	// resource is the handler's protected resource, for the status
 	// endpoint; nil without one.
 	resource *resourceStatus
+	// reportOnly: the handler does not enforce its verdicts, which the
+	// status endpoint shows on the source.
+	reportOnly bool
 }
 
 // userRegistry lists a source's live users in registration order; the

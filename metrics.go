@@ -23,7 +23,7 @@ import (
 var (
 	requestsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "jwt_auth", Name: "requests_total",
-		Help: "Requests seen by jwt_auth, by result (accepted, anonymous, preflight, rejected, forbidden, unavailable) and reason code (none when accepted).",
+		Help: "Requests seen by jwt_auth, by result (accepted, anonymous, preflight, rejected, forbidden, unavailable, report_only) and reason code (none when not rejected).",
 	}, []string{"result", "reason"})
 
 	jwksFetchesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -50,7 +50,9 @@ var (
 )
 
 // Request results, the values of requests_total's result label; a refused
-// request's comes from its reason's row in reasonTable.
+// request's comes from its reason's row in reasonTable, and a request a
+// report-only handler would have refused is report_only, whatever the
+// reason, which the reason label carries.
 const (
 	resultAccepted    = "accepted"
 	resultAnonymous   = "anonymous"
@@ -58,6 +60,7 @@ const (
 	resultRejected    = "rejected"
 	resultForbidden   = "forbidden"
 	resultUnavailable = "unavailable"
+	resultReportOnly  = "report_only"
 )
 
 // reasonNone is the reason label of a request that was not rejected.

@@ -51,6 +51,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.auth = auth
 	warnLoggedSources(h.auth.logger, h.Sources)
+	if h.ReportOnly {
+		h.auth.logger.Warn("report_only is set: nothing is enforced; every request goes on, whatever its token")
+	}
 	if h.Optional && len(h.Require) > 0 {
 		h.auth.logger.Warn("optional is set: anonymous requests pass without the require rules being checked")
 	}

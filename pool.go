@@ -28,7 +28,7 @@ type sourceLease struct {
 // running keeps its keys and schedule, so a reload causes no fetch and no
 // 503.
 func (a *authenticator) acquire(ctx caddy.Context, sc sourceConfig) (pooledSource, error) {
-	user := &sourceUser{config: ctx.GetMetricsRegistry(), logger: a.logger, storage: contextStorage(ctx), tuning: sc.sourceTuning}
+	user := &sourceUser{config: ctx.GetMetricsRegistry(), logger: a.logger, storage: contextStorage(ctx), tuning: sc.sourceTuning, reportOnly: a.cfg.ReportOnly}
 	if a.resource != nil {
 		user.resource = &resourceStatus{Resource: a.cfg.Resource.Resource, MetadataURL: a.resource.metadataURL}
 	}

@@ -28,7 +28,8 @@ var (
 // 401 (with this module's WWW-Authenticate challenge), because the
 // authentication handler knows no other answer. optional and require are
 // config errors here: the handler cannot pass an anonymous request, and it
-// cannot answer 403. JSON only; the Caddyfile form is the jwt_auth directive.
+// cannot answer 403; report_only too, because it cannot let a request it
+// rejects go on. JSON only; the Caddyfile form is the jwt_auth directive.
 type Provider struct {
 	Config
 
@@ -62,6 +63,9 @@ func (p *Provider) Provision(ctx caddy.Context) error {
 // validateProviderOptions refuses what Caddy's authentication handler cannot
 // express: it has no anonymous pass and only ever answers 401.
 func (p *Provider) validateProviderOptions() error {
+	if p.ReportOnly {
+		return errors.New("report_only is not supported in the authentication provider: it cannot pass a request it rejects (use the jwt_auth handler)")
+	}
 	if p.Optional {
 		return errors.New("optional is not supported in the authentication provider (use the jwt_auth handler)")
 	}

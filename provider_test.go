@@ -174,12 +174,13 @@ func TestProviderPreflightOnlyWithOption(t *testing.T) {
 	}
 }
 
-// optional and require are config errors in the provider form, refused
+// optional, require and report_only are config errors in the provider form, refused
 // before any key source is acquired (the JWKS server is never asked).
-func TestProviderRefusesOptionalAndRequire(t *testing.T) {
+func TestProviderRefusesOptionalRequireAndReportOnly(t *testing.T) {
 	f := newFixture(t)
 	for extra, msg := range map[string]string{
-		`, "optional": true`: "optional is not supported in the authentication provider",
+		`, "optional": true`:    "optional is not supported in the authentication provider",
+		`, "report_only": true`: "report_only is not supported in the authentication provider",
 		`, "require": [{"claim": "scope", "values": ["read"]}]`: "require is not supported in the authentication provider",
 		`, "algorithms": ["none"]`:                              "unknown algorithm",
 	} {

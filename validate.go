@@ -121,6 +121,11 @@ func (c *Config) validateDurations() error {
 }
 
 func (c *Config) validatePolicy() error {
+	if c.ReportOnly && c.Optional {
+		// optional would hide the would-be missing rejections report-only
+		// mode exists to show.
+		return errors.New("report_only and optional are mutually exclusive")
+	}
 	for _, s := range c.Sources {
 		n := 0
 		for _, v := range []string{s.Header, s.Query, s.Cookie} {

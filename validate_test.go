@@ -108,6 +108,10 @@ var configCorpus = []configCase{
 		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE"}],"require":[{"claim":"","values":["admin"]}]}`, err: "require needs a claim and at least one value"},
 	{name: "claim_header with an empty claim", caddyfile: "issuer a\njwks_file $FILE\n" + `claim_header "" X-User`,
 		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE"}],"claim_headers":[{"claim":"","header":"X-User"}]}`, err: "claim_header needs a claim and a header name"},
+	{name: "report_only", caddyfile: "issuer a\njwks_file $FILE\nreport_only\nstrip_token",
+		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE"}],"report_only":true,"strip_token":true}`},
+	{name: "report_only with optional", caddyfile: "issuer a\njwks_file $FILE\nreport_only\noptional",
+		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE"}],"report_only":true,"optional":true}`, err: "report_only and optional are mutually exclusive"},
 	{name: "claim_header with a bad header name", caddyfile: "issuer a\njwks_file $FILE\nclaim_header sub X-User:Id",
 		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE"}],"claim_headers":[{"claim":"sub","header":"X-User:Id"}]}`, err: `claim_header: "X-User:Id" is not a valid header name`},
 }
