@@ -18,7 +18,7 @@ import (
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
 )
 
-// The size and count limits of SPEC "Verification" and "Keys", each tested
+// The size and count limits of docs/design.md "Verification order" and "Key sources", each tested
 // at its boundary: the last allowed value works, the first one past it is
 // refused. Limits already pinned elsewhere are not repeated here: over
 // 1 MiB in Huge mode and over 256 KiB discovery (jwks_test.go), the first 100
