@@ -163,8 +163,8 @@ func nonCanonical(t testing.TB, seg string) string {
 	return mutated
 }
 
-// attackTable returns the attacks against e. The fuzz tests reuse it as
-// their seed corpus.
+// attackTable returns the attacks against e, each with the reason that
+// must refuse it.
 func attackTable(e *attackEnv) []attack {
 	now := testNow.Unix()
 	allowHS := func(p *IssuerPolicy) { p.Algorithms = append(jose.DefaultAlgorithms(), "HS256") }
