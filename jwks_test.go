@@ -153,8 +153,8 @@ func TestOneSourcePerKeySourceWhateverTheTuning(t *testing.T) {
 	ic := IssuerConfig{Issuer: "https://tuning.example/", JWKSURL: srv.JWKSURL()}
 	slow := Config{Issuers: []IssuerConfig{ic}, RefreshInterval: caddy.Duration(time.Hour)}
 	fast := Config{Issuers: []IssuerConfig{ic}, RefreshInterval: caddy.Duration(time.Minute), MaxStale: caddy.Duration(2 * time.Hour)}
-	first := &authenticator{logger: zap.New(core), sources: map[string]keySource{}}
-	second := &authenticator{logger: zap.New(core), sources: map[string]keySource{}}
+	first := &authenticator{cfg: &Config{}, logger: zap.New(core), sources: map[string]keySource{}}
+	second := &authenticator{cfg: &Config{}, logger: zap.New(core), sources: map[string]keySource{}}
 	s1, err := first.acquire(ctx, slow.sourceConfigFor(ic))
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +199,7 @@ func TestTuningOfAnotherConfigIsNoConflict(t *testing.T) {
 	for _, refresh := range []time.Duration{time.Hour, time.Minute} {
 		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 		defer cancel()
-		a := &authenticator{logger: zap.New(core), sources: map[string]keySource{}}
+		a := &authenticator{cfg: &Config{}, logger: zap.New(core), sources: map[string]keySource{}}
 		cfg := Config{Issuers: []IssuerConfig{ic}, RefreshInterval: caddy.Duration(refresh)}
 		if _, err := a.acquire(ctx, cfg.sourceConfigFor(ic)); err != nil {
 			t.Fatal(err)
