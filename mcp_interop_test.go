@@ -227,7 +227,8 @@ func TestMCPInterop(t *testing.T) {
 		t.Fatalf("no token: %d %q %s, want 401 %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body, wantChallenge)
 	}
 	resp, body = get(t, tc, "/.well-known/oauth-protected-resource/mcp", "")
-	wantDoc := `{"resource":"` + resource + `","authorization_servers":["` + op.issuer + `"],"bearer_methods_supported":["header"],"scopes_supported":["mcp:tools"]}` + "\n"
+	wantDoc := `{"resource":"` + resource + `","authorization_servers":["` + op.issuer + `"],"bearer_methods_supported":["header"],"scopes_supported":["mcp:tools"],` +
+		`"dpop_signing_alg_values_supported":["ES256","ES384","ES512","PS256","PS384","PS512","RS256","RS384","RS512","EdDSA","Ed25519"]}` + "\n"
 	if resp.StatusCode != 200 || body != wantDoc {
 		t.Fatalf("metadata: %d %s, want %s", resp.StatusCode, body, wantDoc)
 	}
