@@ -30,6 +30,9 @@ type reasonRow struct {
 	// for a challenge without one, the answer to a request that presented
 	// no credential at all (RFC 6750 §3.1, last paragraph).
 	errorCode string
+	// dpopErrorCode replaces errorCode in a DPoP challenge for the proof's
+	// own failures (RFC 9449 §7.1, §8); "": errorCode.
+	dpopErrorCode string
 	// noChallenge: the handler's answer carries no WWW-Authenticate, because
 	// the client did nothing wrong (the keys are unavailable).
 	noChallenge bool
@@ -55,6 +58,11 @@ var reasonTable = [...]reasonRow{
 	{reason: ReasonWrongAudience, status: http.StatusUnauthorized, result: resultRejected, errorCode: "invalid_token"},
 	{reason: ReasonWrongType, status: http.StatusUnauthorized, result: resultRejected, errorCode: "invalid_token"},
 	{reason: ReasonBoundToken, status: http.StatusUnauthorized, result: resultRejected, errorCode: "invalid_token"},
+	{reason: ReasonUnboundToken, status: http.StatusUnauthorized, result: resultRejected, errorCode: "invalid_token"},
+	{reason: ReasonDPoPProof, status: http.StatusUnauthorized, result: resultRejected, errorCode: "invalid_token", dpopErrorCode: "invalid_dpop_proof"},
+	{reason: ReasonDPoPReplay, status: http.StatusUnauthorized, result: resultRejected, errorCode: "invalid_token", dpopErrorCode: "invalid_dpop_proof"},
+	{reason: ReasonDPoPNonce, status: http.StatusUnauthorized, result: resultRejected, errorCode: "invalid_token", dpopErrorCode: "use_dpop_nonce"},
+	{reason: ReasonCertMismatch, status: http.StatusUnauthorized, result: resultRejected, errorCode: "invalid_token"},
 	{reason: ReasonClaimMismatch, status: http.StatusForbidden, result: resultForbidden, errorCode: "insufficient_scope"},
 	{reason: ReasonKeysUnavailable, status: http.StatusServiceUnavailable, result: resultUnavailable, noChallenge: true, retryAfter: true},
 }
@@ -83,6 +91,9 @@ type verdict struct {
 	res *Result
 	// rej is why the request is refused; nil when it passes.
 	rej *Rejection
+	// dpop: the credential came with the DPoP scheme, so every answer
+	// carries the current server nonce (when nonces are demanded).
+	dpop bool
 }
 
 // passes reports a verdict that lets the request go on.
@@ -101,6 +112,18 @@ func refused(err error) verdict {
 	return verdict{result: rowOf(rej.Reason).result, rej: rej}
 }
 
+// refusedPresented is refused for a credential presented with cred's
+// scheme: its challenge is of that scheme unless the rejection names
+// another (unbound_token names the required one).
+func refusedPresented(err error, cred credential) verdict {
+	v := refused(err)
+	v.dpop = cred.dpop
+	if v.rej.scheme == "" && cred.dpop {
+		v.rej.scheme = schemeDPoP
+	}
+	return v
+}
+
 // decide runs the request path on r: client copies of the identity headers
 // removed, then the preflight pass, extraction, the anonymous pass and
 // verification, in that order.
@@ -111,21 +134,21 @@ func (a *authenticator) decide(r *http.Request) verdict {
 	if a.cfg.AllowPreflight && isPreflight(r) {
 		return verdict{result: resultPreflight}
 	}
-	token, err := extractToken(r, a.cfg.sources(), a.cfg.maxTokenSize())
+	cred, err := extractCredential(r, a.cfg.credentialSources(), a.cfg.maxTokenSize())
 	if err != nil {
-		return refused(err)
+		return refusedPresented(err, cred)
 	}
-	if token == "" {
+	if cred.token == "" {
 		if a.cfg.Optional {
 			return verdict{result: resultAnonymous}
 		}
 		return refused(reject(ReasonMissing, "no credential"))
 	}
-	res, err := a.verify(r, token)
+	res, err := a.verify(r, cred)
 	if err != nil {
-		return refused(err)
+		return refusedPresented(err, cred)
 	}
-	return verdict{result: resultAccepted, res: res}
+	return verdict{result: resultAccepted, res: res, dpop: cred.dpop}
 }
 
 // pass carries out a passing verdict: the http.auth.user.* placeholders
@@ -140,7 +163,9 @@ func (a *authenticator) pass(r *http.Request, v verdict) {
 	}
 	a.publish(r, id, v.res)
 	if a.cfg.StripToken {
-		stripCredentials(r, a.cfg.sources())
+		stripCredentials(r, a.cfg.credentialSources())
+		// The proof is part of the credential: it names the token (ath).
+		r.Header.Del("DPoP")
 	}
 }
 
@@ -177,9 +202,11 @@ func (a *authenticator) render(r *http.Request, rej *Rejection, form answerForm)
 	realm := realmOf(r)
 	switch {
 	case form == providerForm && row.noChallenge:
-		ans.challenges = append(ans.challenges, bearerChallenge(realm))
+		ans.challenges = append(ans.challenges, a.plainChallenge(rej.scheme, realm))
+	case rej.Reason == ReasonMissing:
+		ans.challenges = a.missingChallenges(realm)
 	case !row.noChallenge:
-		ans.challenges = append(ans.challenges, errorChallenge(realm, rej, row))
+		ans.challenges = append(ans.challenges, a.errorChallenge(realm, rej, row))
 	}
 	if form == providerForm {
 		ans.status = http.StatusUnauthorized
@@ -254,17 +281,54 @@ func bearerChallenge(realm string) challenge {
 	return challenge{scheme: "Bearer"}.with("realm", realm)
 }
 
-// errorChallenge is the Bearer challenge for rej: its error attribute from
-// the row, the reason code as error_description, and for a failed scope
-// rule the scope the token lacked (RFC 6750 §3).
-func errorChallenge(realm string, rej *Rejection, row reasonRow) challenge {
-	c := bearerChallenge(realm)
-	if row.errorCode == "" {
-		return c
+// dpopChallenge is the RFC 9449 §7.1 challenge without an error.
+func dpopChallenge(realm string) challenge {
+	return challenge{scheme: schemeDPoP}.with("realm", realm)
+}
+
+// plainChallenge is the challenge of scheme without an error; a DPoP one
+// names the accepted proof algorithms.
+func (a *authenticator) plainChallenge(scheme, realm string) challenge {
+	if scheme == schemeDPoP {
+		return dpopChallenge(realm).with("algs", strings.Join(a.cfg.dpopAlgorithms(), " "))
 	}
-	c = c.with("error", row.errorCode).with("error_description", string(rej.Reason))
-	if row.errorCode == "insufficient_scope" && rej.Scope != "" {
-		c = c.with("scope", rej.Scope)
+	return bearerChallenge(realm)
+}
+
+// missingChallenges answer a request without a credential: one challenge
+// per scheme some issuer accepts, Bearer first (RFC 9449 §7.1).
+func (a *authenticator) missingChallenges(realm string) []challenge {
+	var cs []challenge
+	if a.cfg.bearerAccepted() {
+		cs = append(cs, bearerChallenge(realm))
+	}
+	if a.cfg.dpopAccepted() {
+		cs = append(cs, a.plainChallenge(schemeDPoP, realm))
+	}
+	return cs
+}
+
+// errorChallenge is the challenge for rej, of the scheme it names: its
+// error attribute from the row (a DPoP challenge's own for proof
+// failures), the reason code as error_description, for a failed scope rule
+// the scope the token lacked (RFC 6750 §3), and for DPoP the accepted
+// proof algorithms (RFC 9449 §7.1).
+func (a *authenticator) errorChallenge(realm string, rej *Rejection, row reasonRow) challenge {
+	c, code := bearerChallenge(realm), row.errorCode
+	if rej.scheme == schemeDPoP {
+		c = dpopChallenge(realm)
+		if row.dpopErrorCode != "" {
+			code = row.dpopErrorCode
+		}
+	}
+	if code != "" {
+		c = c.with("error", code).with("error_description", string(rej.Reason))
+		if code == "insufficient_scope" && rej.Scope != "" {
+			c = c.with("scope", rej.Scope)
+		}
+	}
+	if rej.scheme == schemeDPoP {
+		c = c.with("algs", strings.Join(a.cfg.dpopAlgorithms(), " "))
 	}
 	return c
 }

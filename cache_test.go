@@ -102,7 +102,7 @@ func TestVerifyNeverCachesRejections(t *testing.T) {
 	a := &authenticator{verifier: v, cache: c}
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	for range 2 {
-		if _, err := a.verify(req, tok); ReasonOf(err) != ReasonWrongAudience {
+		if _, err := a.verify(req, credential{token: tok}); ReasonOf(err) != ReasonWrongAudience {
 			t.Fatalf("got %v, want wrong_audience", err)
 		}
 	}

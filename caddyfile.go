@@ -51,6 +51,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		fetch_timeout <duration>
 //		max_stale <duration>
 //		cache_size <n>
+//		dpop off|allowed|required
+//		dpop_algorithms <alg...>
+//		dpop_max_age <duration>
+//		dpop_nonce
+//		mtls off|allowed|required
 //		resource <url> [{ scopes_supported|resource_name|resource_documentation|resource_policy_uri|resource_tos_uri ... }]
 //	}
 //
@@ -93,6 +98,20 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser, top *IssuerConfig) err
 		return h.unmarshalResource(d)
 	case "jwks_url", "jwks_file", "audience", "algorithms", "token_type":
 		return h.unmarshalIssuerOption(d, top, true)
+	case "dpop":
+		return stringArg(d, &h.DPoP)
+	case "mtls":
+		return stringArg(d, &h.MTLS)
+	case "dpop_algorithms":
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return d.ArgErr()
+		}
+		h.DPoPAlgorithms = append(h.DPoPAlgorithms, args...)
+	case "dpop_max_age":
+		return parseDurationArg(d, &h.DPoPMaxAge)
+	case "dpop_nonce":
+		return flag(d, &h.DPoPNonce)
 	case "leeway":
 		h.Leeway = new(caddy.Duration)
 		return parseDurationArg(d, h.Leeway)
@@ -258,6 +277,13 @@ func (h *Handler) unmarshalIssuerOption(d *caddyfile.Dispenser, ic *IssuerConfig
 			ic.JWKSFile = v
 		}
 		return nil
+	case "dpop", "mtls":
+		if !topLevel {
+			if name == "dpop" {
+				return stringArg(d, &ic.DPoP)
+			}
+			return stringArg(d, &ic.MTLS)
+		}
 	}
 	target := map[string]*[]string{"audience": &ic.Audience, "algorithms": &ic.Algorithms, "token_type": &ic.TokenType}
 	if topLevel {
@@ -283,6 +309,15 @@ func singleArg(d *caddyfile.Dispenser) (string, error) {
 		return "", d.ArgErr()
 	}
 	return args[0], nil
+}
+
+func stringArg(d *caddyfile.Dispenser, dst *string) error {
+	v, err := singleArg(d)
+	if err != nil {
+		return err
+	}
+	*dst = v
+	return nil
 }
 
 func flag(d *caddyfile.Dispenser, dst *bool) error {

@@ -2,7 +2,9 @@ package jwtauth
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	goflag "flag"
 	"fmt"
@@ -31,7 +33,7 @@ const (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "jwt",
-		Usage: "decode <token|-> | verify (--issuer <iss> [--jwks-url <url>|--jwks-file <file>] [--audience <aud>] [--leeway <d>] | --config <Caddyfile>) <token|->",
+		Usage: "decode <token|-> | verify (--issuer <iss> [--jwks-url <url>|--jwks-file <file>] [--audience <aud>] [--leeway <d>] | --config <Caddyfile>) [--dpop <proof> --method <m> --url <u>] [--cert <pem file>] <token|->",
 		Short: "Decodes a JWT, or verifies it exactly as jwt_auth would",
 		Long: `
 Troubleshooting for the jwt_auth handler.
@@ -41,11 +43,17 @@ relative to now. Nothing is verified: the output is labelled UNVERIFIED.
 
 "verify" runs the handler's own verifier and prints each step it ran
 (size, decode, issuer, alg, key, signature, claim types, exp, nbf, iat,
-max_lifetime, aud, typ, cnf, each require rule) as pass or fail with the
-values behind it, ending with the reason code that jwt_auth would answer
-with. Settings come from flags, or with --config from the only
+max_lifetime, aud, typ, cnf, binding, each require rule) as pass or fail
+with the values behind it, ending with the reason code that jwt_auth would
+answer with. Settings come from flags, or with --config from the only
 jwt_auth handler of a Caddyfile. Without --jwks-url or --jwks-file the keys
 are found through OpenID Connect discovery from the issuer.
+
+A sender-constrained token is checked as the request would present it:
+--dpop <proof> presents it with the DPoP scheme and that DPoP header, for
+the request --method (default GET) to --url; --cert <pem file> is the TLS
+client certificate. Server nonces (dpop_nonce) are not checked here: their
+secret lives in the server's storage.
 
 A token argument of "-" reads the token from standard input.
 
@@ -124,7 +132,7 @@ func readToken(positional []string, stdin io.Reader) (string, error) {
 	}
 	// Pasted from a header, a token often keeps its scheme or a newline.
 	tok = strings.TrimSpace(tok)
-	if scheme, rest, ok := strings.Cut(tok, " "); ok && strings.EqualFold(scheme, "Bearer") {
+	if scheme, rest, ok := strings.Cut(tok, " "); ok && (strings.EqualFold(scheme, schemeBearer) || strings.EqualFold(scheme, schemeDPoP)) {
 		tok = strings.TrimSpace(rest)
 	}
 	if tok == "" {
@@ -187,6 +195,8 @@ type verifyFlags struct {
 	issuer, jwksURL, jwksFile, config string
 	audience                          stringList
 	leeway                            time.Duration
+	// How the token is presented, for the binding checks.
+	dpop, method, url, cert string
 }
 
 // stringList is a repeatable flag.
@@ -202,6 +212,57 @@ func (vf *verifyFlags) register(fs *goflag.FlagSet) {
 	fs.Var(&vf.audience, "audience", "accepted audience (repeatable)")
 	fs.DurationVar(&vf.leeway, "leeway", defaultLeeway, "clock skew allowed for exp, nbf and iat")
 	fs.StringVar(&vf.config, "config", "", "take the settings from this Caddyfile's only jwt_auth handler")
+	fs.StringVar(&vf.dpop, "dpop", "", "DPoP proof: present the token with the DPoP scheme and this DPoP header")
+	fs.StringVar(&vf.method, "method", http.MethodGet, "request method the DPoP proof is checked against")
+	fs.StringVar(&vf.url, "url", "", "request URL the DPoP proof is checked against")
+	fs.StringVar(&vf.cert, "cert", "", "PEM file with the TLS client certificate the token is presented over")
+}
+
+// presentationFlags are the flags that describe the request rather than
+// the handler, so they combine with --config.
+var presentationFlags = map[string]bool{"dpop": true, "method": true, "url": true, "cert": true}
+
+// presentation is the request the flags describe: the token with the DPoP
+// scheme and proof when --dpop is given, over a TLS client certificate
+// when --cert is.
+func (vf *verifyFlags) presentation(tok string) (*presentation, error) {
+	p := &presentation{token: tok, method: vf.method, url: vf.url}
+	if vf.dpop != "" {
+		if vf.url == "" {
+			return nil, errors.New("--dpop needs --url, the request URL the proof is for")
+		}
+		p.dpop, p.proof = true, strings.TrimSpace(vf.dpop)
+	}
+	if vf.cert != "" {
+		cert, err := readCertificate(vf.cert)
+		if err != nil {
+			return nil, err
+		}
+		p.cert = cert
+	}
+	return p, nil
+}
+
+// readCertificate reads the first CERTIFICATE block of a PEM file.
+func readCertificate(path string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading --cert: %w", err)
+	}
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return nil, fmt.Errorf("--cert %s: no PEM CERTIFICATE block", path)
+		}
+		if block.Type == "CERTIFICATE" {
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("--cert %s: %w", path, err)
+			}
+			return cert, nil
+		}
+	}
 }
 
 // configFrom turns the flags into the handler's Config, so validation and
@@ -210,7 +271,7 @@ func (vf *verifyFlags) configFrom(fs *goflag.FlagSet) (*Config, error) {
 	if vf.config != "" {
 		var others []string
 		fs.Visit(func(f *goflag.Flag) {
-			if f.Name != "config" {
+			if f.Name != "config" && !presentationFlags[f.Name] {
 				others = append(others, "--"+f.Name)
 			}
 		})
@@ -314,6 +375,11 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "caddy jwt verify:", err)
 		return exitUsage
 	}
+	pres, err := vf.presentation(tok)
+	if err != nil {
+		fmt.Fprintln(stderr, "caddy jwt verify:", err)
+		return exitUsage
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*durationOr(cfg.FetchTimeout, defaultFetchTimeout))
 	defer cancel()
 	logger := newCLILogger(stderr)
@@ -327,7 +393,7 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "keys for %q: %d from %s\n", ic.Issuer, len(set.Keys), from)
 		}
 		return staticKeys{set}, nil
-	})
+	}, verifierHooks{})
 	if err != nil {
 		fmt.Fprintln(stderr, "caddy jwt verify:", err)
 		return exitUsage
@@ -339,7 +405,7 @@ func runVerify(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err := checkSize(tok, cfg.maxTokenSize(), tr); err != nil {
 		return report(stdout, tr, err)
 	}
-	_, err = v.verify(ctx, tok, tr)
+	_, err = v.verifyPresented(ctx, tok, pres, tr)
 	return report(stdout, tr, err)
 }
 

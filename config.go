@@ -1,6 +1,7 @@
 package jwtauth
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -38,6 +39,9 @@ type IssuerConfig struct {
 	Audience   []string `json:"audience,omitempty"`
 	Algorithms []string `json:"algorithms,omitempty"`
 	TokenType  []string `json:"token_type,omitempty"`
+	// DPoP and MTLS replace the top-level modes for this issuer's tokens.
+	DPoP string `json:"dpop,omitempty"`
+	MTLS string `json:"mtls,omitempty"`
 }
 
 // ClaimHeader copies a claim (dotted path) into a request header.
@@ -92,6 +96,65 @@ type Config struct {
 	// it serves the resource's metadata, names it in every challenge and
 	// makes the resource the default audience. Default: none.
 	Resource *ResourceConfig `json:"resource,omitempty"`
+	// DPoP is off, allowed or required (RFC 9449): whether tokens bound to
+	// a DPoP key (cnf.jkt) are accepted, with a valid proof and the DPoP
+	// scheme, and whether unbound tokens still are. Default allowed.
+	DPoP string `json:"dpop,omitempty"`
+	// DPoPAlgorithms are the accepted proof algorithms, asymmetric only;
+	// default ES256 ES384 ES512 PS256 PS384 PS512 RS256 RS384 RS512 EdDSA
+	// Ed25519.
+	DPoPAlgorithms []string `json:"dpop_algorithms,omitempty"`
+	// DPoPMaxAge is how old a proof's iat may be, plus leeway; default 60s.
+	// It is also the lifetime step of server nonces.
+	DPoPMaxAge caddy.Duration `json:"dpop_max_age,omitempty"`
+	// DPoPNonce demands server-issued nonces in proofs (RFC 9449 §9).
+	DPoPNonce bool `json:"dpop_nonce,omitempty"`
+	// MTLS is off, allowed or required (RFC 8705): whether tokens bound to
+	// the TLS client certificate (cnf x5t#S256) are accepted, and whether
+	// unbound tokens still are. Default off.
+	MTLS string `json:"mtls,omitempty"`
+}
+
+// dpopMode is the issuer's effective dpop mode.
+func (c *Config) dpopMode(ic IssuerConfig) string {
+	return firstMode(ic.DPoP, c.DPoP, defaultDPoPMode)
+}
+
+// mtlsMode is the issuer's effective mtls mode.
+func (c *Config) mtlsMode(ic IssuerConfig) string {
+	return firstMode(ic.MTLS, c.MTLS, defaultMTLSMode)
+}
+
+func firstMode(modes ...string) string {
+	for _, m := range modes {
+		if m != "" {
+			return m
+		}
+	}
+	return ""
+}
+
+// dpopAccepted reports whether some issuer accepts DPoP-bound tokens, and
+// so whether the DPoP scheme is a credential source.
+func (c *Config) dpopAccepted() bool {
+	return slices.ContainsFunc(c.Issuers, func(ic IssuerConfig) bool { return c.dpopMode(ic) != modeOff })
+}
+
+// bearerAccepted reports whether some issuer accepts tokens without DPoP,
+// and so whether a Bearer challenge is worth sending.
+func (c *Config) bearerAccepted() bool {
+	return slices.ContainsFunc(c.Issuers, func(ic IssuerConfig) bool { return c.dpopMode(ic) != modeRequired })
+}
+
+func (c *Config) dpopAlgorithms() []string {
+	if len(c.DPoPAlgorithms) == 0 {
+		return defaultDPoPAlgorithms()
+	}
+	return c.DPoPAlgorithms
+}
+
+func (c *Config) dpopMaxAge() time.Duration {
+	return durationOr(c.DPoPMaxAge, defaultDPoPMaxAge)
 }
 
 func durationOr(d caddy.Duration, def time.Duration) time.Duration {
@@ -114,6 +177,15 @@ func (c *Config) sources() []TokenSource {
 		return defaultSources
 	}
 	return c.Sources
+}
+
+// credentialSources are the sources a credential is read from: the
+// configured ones, plus Authorization: DPoP when some issuer accepts DPoP.
+func (c *Config) credentialSources() []TokenSource {
+	if !c.dpopAccepted() {
+		return c.sources()
+	}
+	return append(slices.Clip(c.sources()), dpopSource)
 }
 
 func (c *Config) maxTokenSize() int {
@@ -154,15 +226,24 @@ func (c *Config) effective(ic IssuerConfig) (aud, algs, types []string) {
 	return aud, algs, types
 }
 
-// resourceInputs is what the resource metadata says about this config.
-// DPoP and certificate-bound tokens are not accepted (a cnf claim is
-// refused), so the document claims neither.
+// resourceInputs is what the resource metadata says about this config:
+// the DPoP proof algorithms when some issuer accepts DPoP, whether every
+// issuer requires it, and whether certificate-bound tokens are accepted.
 func (c *Config) resourceInputs() resourceInputs {
 	issuers := make([]string, 0, len(c.Issuers))
+	in := resourceInputs{Sources: c.sources(), Require: c.Require}
 	for _, ic := range c.Issuers {
 		issuers = append(issuers, ic.Issuer)
+		if c.mtlsMode(ic) != modeOff {
+			in.MTLS = true
+		}
 	}
-	return resourceInputs{Issuers: issuers, Sources: c.sources(), Require: c.Require}
+	in.Issuers = issuers
+	if c.dpopAccepted() {
+		in.DPoPAlgorithms = c.dpopAlgorithms()
+		in.DPoPRequired = !c.bearerAccepted()
+	}
+	return in
 }
 
 // sourceConfigFor is an issuer's key source as this config sees it: its
@@ -201,13 +282,21 @@ func newAuthenticator(ctx caddy.Context, cfg *Config) (*authenticator, error) {
 		}
 		a.resource = res
 	}
+	hooks := verifierHooks{replayFull: a.warnReplayFull}
+	if cfg.DPoPNonce {
+		nonces, err := loadNonces(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("jwt_auth: %w", err)
+		}
+		a.nonces, hooks.nonces = nonces, nonces
+	}
 	verifier, err := newVerifier(cfg, func(ic IssuerConfig) (keySource, error) {
 		f, err := a.acquire(ctx, cfg.sourceConfigFor(ic))
 		if err != nil {
 			return nil, err
 		}
 		return f, nil
-	})
+	}, hooks)
 	if err != nil {
 		_ = a.release()
 		return nil, fmt.Errorf("jwt_auth: %w", err)
@@ -224,4 +313,19 @@ func newAuthenticator(ctx caddy.Context, cfg *Config) (*authenticator, error) {
 	a.cache = cache
 	a.verifier = verifier
 	return a, nil
+}
+
+// loadNonces builds the DPoP nonce source from the secret shared through
+// Caddy storage (dpop_nonce.go), so every instance on that storage accepts
+// the others' nonces.
+func loadNonces(ctx caddy.Context, cfg *Config) (*dpopNonces, error) {
+	storage := contextStorage(ctx)
+	if storage == nil {
+		return nil, errors.New("dpop_nonce needs Caddy storage for the nonce secret")
+	}
+	key, err := loadNonceKey(ctx, storage)
+	if err != nil {
+		return nil, fmt.Errorf("dpop_nonce: %w", err)
+	}
+	return newDPoPNonces(key, cfg.dpopMaxAge()), nil
 }

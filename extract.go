@@ -23,29 +23,55 @@ type TokenSource struct {
 // defaultSources is RFC 6750 §2.1: the Authorization header, Bearer scheme.
 var defaultSources = []TokenSource{{Header: "Authorization", Scheme: "Bearer"}}
 
-// extractToken finds the request's credential (docs/design.md "Request
-// path"). It returns "" and no error when there is none. Identical
-// duplicates count as one; two different credentials are ambiguous (which
-// one did the client mean, and which one will the backend read?) and
-// rejected.
+// dpopSource is the DPoP authorization scheme (RFC 9449 §7.1), a source in
+// addition to the configured ones when some issuer accepts DPoP.
+var dpopSource = TokenSource{Header: "Authorization", Scheme: schemeDPoP}
+
+// isDPoPSource reports a source that reads the DPoP scheme.
+func isDPoPSource(src TokenSource) bool {
+	return strings.EqualFold(src.Header, dpopSource.Header) && strings.EqualFold(src.Scheme, dpopSource.Scheme)
+}
+
+// credential is the request's token and how it came: with the DPoP scheme
+// or any other way.
+type credential struct {
+	token string
+	dpop  bool
+}
+
+// extractToken is extractCredential's token alone.
 func extractToken(r *http.Request, sources []TokenSource, maxSize int) (string, error) {
-	var token string
+	cred, err := extractCredential(r, sources, maxSize)
+	return cred.token, err
+}
+
+// extractCredential finds the request's credential (docs/design.md
+// "Request path"). It returns an empty token and no error when there is
+// none. Identical duplicates count as one; two different credentials are
+// ambiguous (which one did the client mean, and which one will the backend
+// read?) and rejected — and so is one token sent both with the DPoP scheme
+// and another way, which would leave its binding rules to the order of the
+// sources. On a rejection the credential still says whether the DPoP
+// scheme was used, for the challenge.
+func extractCredential(r *http.Request, sources []TokenSource, maxSize int) (credential, error) {
+	var cred credential
 	var query url.Values
-	add := func(value string) error {
-		if token != "" && value != token {
+	add := func(value string, dpop bool) error {
+		if cred.token != "" && (value != cred.token || dpop != cred.dpop) {
 			return reject(ReasonMultipleCredentials, "more than one credential")
 		}
-		token = value
+		cred = credential{token: value, dpop: dpop}
 		return nil
 	}
 	for _, src := range sources {
 		var values []string
+		dpop := isDPoPSource(src)
 		switch {
 		case src.Header != "":
 			for _, line := range r.Header.Values(src.Header) {
 				v, matched, err := fromHeader(line, src.Scheme)
 				if err != nil {
-					return "", err
+					return credential{dpop: dpop}, err
 				}
 				if matched {
 					values = append(values, v)
@@ -65,15 +91,15 @@ func extractToken(r *http.Request, sources []TokenSource, maxSize int) (string, 
 			if v == "" {
 				continue
 			}
-			if err := add(v); err != nil {
-				return "", err
+			if err := add(v, dpop); err != nil {
+				return credential{}, err
 			}
 		}
 	}
-	if len(token) > maxSize {
-		return "", reject(ReasonTooLarge, "credential of %d bytes exceeds max_token_size %d", len(token), maxSize)
+	if len(cred.token) > maxSize {
+		return credential{dpop: cred.dpop}, reject(ReasonTooLarge, "credential of %d bytes exceeds max_token_size %d", len(cred.token), maxSize)
 	}
-	return token, nil
+	return cred, nil
 }
 
 // fromHeader reads one header line. With a scheme, lines of other schemes

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -83,6 +85,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	v := h.auth.decide(r)
+	h.auth.setNonce(w, v)
 	if !v.passes() {
 		return h.auth.refuse(w, r, v, handlerForm)
 	}
@@ -107,6 +110,33 @@ type authenticator struct {
 	cache    *tokenCache
 	sources  map[string]keySource
 	resource *protectedResource // nil without a resource
+	nonces   *dpopNonces        // nil without dpop_nonce
+	// replayWarnedAt is when the last replay-full warning was logged (unix
+	// nanoseconds), so a flood of proofs logs one line per interval.
+	replayWarnedAt atomic.Int64
+}
+
+// replayWarnInterval spaces the replay-full warnings.
+const replayWarnInterval = 10 * time.Second
+
+// warnReplayFull logs that the DPoP replay memory refused a proof for want
+// of room, at most once per replayWarnInterval.
+func (a *authenticator) warnReplayFull() {
+	now := time.Now().UnixNano()
+	last := a.replayWarnedAt.Load()
+	if now-last < int64(replayWarnInterval) || !a.replayWarnedAt.CompareAndSwap(last, now) {
+		return
+	}
+	a.logger.Warn("DPoP replay memory is full: new proofs are refused as replays until entries expire (raise capacity or lower dpop_max_age)")
+}
+
+// setNonce gives every answer to a request that used the DPoP scheme the
+// current server nonce (RFC 9449 §8), passed or refused, before anything
+// is written.
+func (a *authenticator) setNonce(w http.ResponseWriter, v verdict) {
+	if a.nonces != nil && v.dpop {
+		w.Header().Set("DPoP-Nonce", a.nonces.current(time.Now()))
+	}
 }
 
 // dropClientIdentityHeaders removes client-sent copies of the claim
@@ -118,16 +148,22 @@ func (a *authenticator) dropClientIdentityHeaders(r *http.Request) {
 	}
 }
 
-// verify answers from the verified-token cache or runs the verifier.
-func (a *authenticator) verify(r *http.Request, token string) (*Result, error) {
-	if res, ok := a.cache.get(token); ok {
+// verify answers from the verified-token cache or runs the verifier. A
+// cache hit skips the signature and claims but never the binding checks:
+// the proof and the connection are new on every request.
+func (a *authenticator) verify(r *http.Request, cred credential) (*Result, error) {
+	p := presentationOf(r, cred)
+	if res, ok := a.cache.get(cred.token); ok {
+		if err := a.verifier.checkBinding(res.Issuer, res.binding, p, nil); err != nil {
+			return nil, err
+		}
 		return res, nil
 	}
-	res, err := a.verifier.Verify(r.Context(), token)
+	res, err := a.verifier.verifyPresented(r.Context(), cred.token, p, nil)
 	if err != nil {
 		return nil, err
 	}
-	a.cache.put(token, res)
+	a.cache.put(cred.token, res)
 	return res, nil
 }
 
@@ -140,6 +176,7 @@ func (a *authenticator) publish(r *http.Request, id *identity, res *Result) {
 		userID = RenderClaim(v)
 	}
 	id.set(userID, claims)
+	id.binding = res.Binding()
 	// A static value shadows every provider, so an identity set earlier in
 	// the route (basic_auth, another authentication) must not outlive ours.
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
@@ -184,9 +221,14 @@ const identityVar = "jwt_auth.identity"
 // identity is the request's user as the {http.auth.user.*} placeholders see
 // it. The zero value is the anonymous user: every placeholder is "".
 type identity struct {
-	id     string
-	claims map[string]any
+	id      string
+	claims  map[string]any
+	binding string // {http.auth.binding}
 }
+
+// bindingPlaceholder is how the verified token was bound: bearer, dpop,
+// mtls or dpop+mtls; "" for a request without a verified token.
+const bindingPlaceholder = "http.auth.binding"
 
 // requestIdentity returns the request's identity, installing it as the
 // replacer's lazy provider of every {http.auth.user.*} key on first use, so
@@ -209,10 +251,14 @@ func (id *identity) set(userID string, claims map[string]any) {
 	id.id, id.claims = userID, claims
 }
 
-// placeholder answers every key under userPlaceholderPrefix: "id" is the
+// placeholder answers bindingPlaceholder and every key under
+// userPlaceholderPrefix: "id" is the
 // user_claim (never a claim named "id"), any other key the claim at that
 // dotted path rendered by RenderClaim, and an absent claim "".
 func (id *identity) placeholder(key string) (any, bool) {
+	if key == bindingPlaceholder {
+		return id.binding, true
+	}
 	path, ok := strings.CutPrefix(key, userPlaceholderPrefix)
 	if !ok {
 		return nil, false

@@ -100,6 +100,7 @@ func (p *Provider) Cleanup() error {
 // and the authentication handler answers 401.
 func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
 	v := p.auth.decide(r)
+	p.auth.setNonce(w, v)
 	if !v.passes() {
 		// The error is the handler's answer; here Caddy answers 401.
 		_ = p.auth.refuse(w, r, v, providerForm)

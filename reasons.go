@@ -58,6 +58,10 @@ type Rejection struct {
 	// Issuer and Kid are the token's unverified iss and kid, when it got
 	// far enough to have them, for the rejection's log line.
 	Issuer, Kid string
+	// scheme is the auth-scheme whose challenge answers the rejection
+	// (schemeBearer or schemeDPoP): the scheme the token came with, or for
+	// unbound_token the scheme the handler requires. Empty: Bearer.
+	scheme string
 }
 
 // Error implements error.

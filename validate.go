@@ -54,7 +54,52 @@ func (c *Config) validate() error {
 			return err
 		}
 	}
+	if err := c.validateBinding(); err != nil {
+		return err
+	}
 	return c.validatePolicy()
+}
+
+// validateBinding: the sender-constraint options (RFC 9449, RFC 8705).
+func (c *Config) validateBinding() error {
+	if err := validateMode("dpop", c.DPoP); err != nil {
+		return err
+	}
+	if err := validateMode("mtls", c.MTLS); err != nil {
+		return err
+	}
+	for _, ic := range c.Issuers {
+		if err := validateMode("dpop", ic.DPoP); err != nil {
+			return fmt.Errorf("issuer %q: %w", ic.Issuer, err)
+		}
+		if err := validateMode("mtls", ic.MTLS); err != nil {
+			return fmt.Errorf("issuer %q: %w", ic.Issuer, err)
+		}
+	}
+	for _, a := range c.DPoPAlgorithms {
+		// A proof proves possession of a private key; a shared secret
+		// (HS*) proves nothing, and none is no signature at all.
+		if alg := jose.LookupAlgorithm(a); alg == nil || !alg.Asymmetric() {
+			return fmt.Errorf("dpop_algorithms: %q is not an asymmetric JWS algorithm (known: %s)", a, strings.Join(defaultDPoPAlgorithms(), " "))
+		}
+	}
+	if c.DPoPMaxAge < 0 {
+		return errors.New("dpop_max_age must not be negative")
+	}
+	if c.DPoPNonce && !c.dpopAccepted() {
+		return errors.New("dpop_nonce needs dpop allowed or required for at least one issuer")
+	}
+	return nil
+}
+
+// validateMode: a dpop or mtls mode is off, allowed or required (or
+// absent: the default).
+func validateMode(option, mode string) error {
+	switch mode {
+	case "", modeOff, modeAllowed, modeRequired:
+		return nil
+	}
+	return fmt.Errorf("%s must be off, allowed or required, not %q", option, mode)
 }
 
 func validateIssuer(ic IssuerConfig) error {

@@ -22,6 +22,9 @@ type IssuerPolicy struct {
 	Audience   []string  // "aud" must contain one of these; empty: not checked
 	TokenTypes []string  // accepted "typ" values; empty: any
 	Keys       keySource // where this issuer's keys come from
+	// DPoP and MTLS are the issuer's binding modes: off, allowed or
+	// required. Empty: allowed for DPoP, off for mTLS.
+	DPoP, MTLS string
 }
 
 // issuerState is the verifier's own copy of a policy and what it derives
@@ -43,6 +46,7 @@ type Verifier struct {
 	maxLifetime time.Duration
 	require     []ClaimRule
 	now         func() time.Time
+	dpop        dpopSettings
 }
 
 // VerifierOptions configure a Verifier.
@@ -51,13 +55,27 @@ type VerifierOptions struct {
 	MaxLifetime time.Duration    // 0: no limit
 	Require     []ClaimRule      // claim rules checked last (403 on failure)
 	Now         func() time.Time // nil: time.Now
+	// DPoPAlgorithms are the accepted proof algorithms; nil: every
+	// asymmetric one. Symmetric ones are refused regardless.
+	DPoPAlgorithms []string
+	// DPoPMaxAge is how old a proof's iat may be (plus Leeway); 0: 60s.
+	DPoPMaxAge time.Duration
+
+	// nonces, when set, demands server nonces in proofs (RFC 9449 §9).
+	nonces *dpopNonces
+	// replayFull is called when the replay memory refuses a proof.
+	replayFull func()
 }
+
+// dpopReplayCapacity is the size of each verifier's DPoP replay memory; a
+// variable only so that a test can make the memory fill.
+var dpopReplayCapacity = defaultReplayCapacity
 
 // newVerifier builds the verifier of a validated cfg. It is the one
 // construction shared by Provision and `caddy jwt verify`, which differ only
 // in where an issuer's keys come from: keysFor (the fetcher pool, or a set
 // loaded once).
-func newVerifier(cfg *Config, keysFor func(IssuerConfig) (keySource, error)) (*Verifier, error) {
+func newVerifier(cfg *Config, keysFor func(IssuerConfig) (keySource, error), hooks verifierHooks) (*Verifier, error) {
 	policies := make([]*IssuerPolicy, 0, len(cfg.Issuers))
 	for _, ic := range cfg.Issuers {
 		keys, err := keysFor(ic)
@@ -65,13 +83,28 @@ func newVerifier(cfg *Config, keysFor func(IssuerConfig) (keySource, error)) (*V
 			return nil, fmt.Errorf("issuer %q: %w", ic.Issuer, err)
 		}
 		aud, algs, types := cfg.effective(ic)
-		policies = append(policies, &IssuerPolicy{Issuer: ic.Issuer, Algorithms: algs, Audience: aud, TokenTypes: types, Keys: keys})
+		policies = append(policies, &IssuerPolicy{Issuer: ic.Issuer, Algorithms: algs, Audience: aud, TokenTypes: types, Keys: keys,
+			DPoP: cfg.dpopMode(ic), MTLS: cfg.mtlsMode(ic)})
 	}
 	return NewVerifier(policies, VerifierOptions{
 		Leeway:      cfg.leeway(),
 		MaxLifetime: time.Duration(cfg.MaxLifetime),
 		Require:     cfg.Require,
+		// The handler's nonce source and warning; the CLI has neither.
+		DPoPAlgorithms: cfg.dpopAlgorithms(),
+		DPoPMaxAge:     cfg.dpopMaxAge(),
+		nonces:         hooks.nonces,
+		replayFull:     hooks.replayFull,
 	}), nil
+}
+
+// verifierHooks are what a verifier built from a Config takes from the
+// handler rather than from the Config: the DPoP nonce source (nil when
+// dpop_nonce is off or unavailable, as in the CLI) and the replay-full
+// warning.
+type verifierHooks struct {
+	nonces     *dpopNonces
+	replayFull func()
 }
 
 // NewVerifier builds a verifier for the given issuers. It copies the
@@ -86,6 +119,21 @@ func NewVerifier(issuers []*IssuerPolicy, opts VerifierOptions) *Verifier {
 	if v.now == nil {
 		v.now = time.Now
 	}
+	v.dpop = dpopSettings{
+		algorithms: slices.Clone(opts.DPoPAlgorithms),
+		maxAge:     opts.DPoPMaxAge,
+		nonces:     opts.nonces,
+		replayFull: opts.replayFull,
+	}
+	if v.dpop.algorithms == nil {
+		v.dpop.algorithms = defaultDPoPAlgorithms()
+	}
+	if v.dpop.maxAge <= 0 {
+		v.dpop.maxAge = defaultDPoPMaxAge
+	}
+	// A proof accepted at t has iat ≤ t + leeway and stays acceptable until
+	// iat + max_age + leeway: the window covers that (dpop_replay.go).
+	v.dpop.replay = newReplayMemory(dpopReplayCapacity, v.dpop.maxAge+2*v.leeway)
 	for _, r := range opts.Require {
 		v.require = append(v.require, ClaimRule{Claim: r.Claim, Values: slices.Clone(r.Values)})
 	}
@@ -98,6 +146,8 @@ func NewVerifier(issuers []*IssuerPolicy, opts VerifierOptions) *Verifier {
 				Audience:   slices.Clone(p.Audience),
 				TokenTypes: slices.Clone(p.TokenTypes),
 				Keys:       p.Keys,
+				DPoP:       p.DPoP,
+				MTLS:       p.MTLS,
 			},
 			algs:  make(map[string]bool, len(p.Algorithms)),
 			types: make([]string, len(p.TokenTypes)),
@@ -123,7 +173,14 @@ type Result struct {
 	Issuer *IssuerPolicy
 	Key    *jose.Key
 	Expiry time.Time
+	// binding is the token's cnf, kept so that the binding checks run on
+	// every request, verified-token cache hits included.
+	binding binding
 }
+
+// Binding is the {http.auth.binding} value of the verified token: bearer,
+// dpop, mtls or dpop+mtls.
+func (r *Result) Binding() string { return r.binding.label() }
 
 // The names of the verification steps, in the order they run, as the trace
 // and `caddy jwt verify` show them.
@@ -140,7 +197,6 @@ const (
 	stepMaxLifetime = "max_lifetime"
 	stepAud         = "aud"
 	stepTyp         = "typ"
-	stepCnf         = "cnf"
 	stepRequire     = "require" // one step per rule
 )
 
@@ -180,14 +236,22 @@ func (tr *trace) fail(name string, err error) error {
 	return err
 }
 
-// Verify decodes, selects the key for, verifies and checks token. The error
-// is always a *Rejection whose Reason is the first rule that failed.
+// Verify decodes, selects the key for, verifies and checks token, as a
+// Bearer token presented without TLS. The error is always a *Rejection
+// whose Reason is the first rule that failed.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Result, error) {
-	return v.verify(ctx, token, nil)
+	return v.verifyPresented(ctx, token, nil, nil)
 }
 
 // verify is Verify, recording each step into tr when tr is not nil.
 func (v *Verifier) verify(ctx context.Context, token string, tr *trace) (*Result, error) {
+	return v.verifyPresented(ctx, token, nil, tr)
+}
+
+// verifyPresented is the verification of a token presented as p (nil: as
+// a Bearer token without TLS), recording each step into tr when tr is not
+// nil.
+func (v *Verifier) verifyPresented(ctx context.Context, token string, p *presentation, tr *trace) (*Result, error) {
 	t, rej := decodeToken(token)
 	if rej != nil {
 		return nil, tr.fail(stepDecode, rej)
@@ -195,14 +259,14 @@ func (v *Verifier) verify(ctx context.Context, token string, tr *trace) (*Result
 	if tr != nil {
 		tr.pass(stepDecode, "alg %s, kid %.128q, typ %.64q, iss %.128q", t.Alg, t.Kid, t.Typ, t.Issuer)
 	}
-	res, err := v.verifyDecoded(ctx, t, tr)
+	res, err := v.verifyDecoded(ctx, t, p, tr)
 	if rej, ok := err.(*Rejection); ok {
 		rej.Issuer, rej.Kid = t.Issuer, t.Kid
 	}
 	return res, err
 }
 
-func (v *Verifier) verifyDecoded(ctx context.Context, t *jose.JWS, tr *trace) (*Result, error) {
+func (v *Verifier) verifyDecoded(ctx context.Context, t *jose.JWS, p *presentation, tr *trace) (*Result, error) {
 	issuer, err := v.selectIssuer(t, tr)
 	if err != nil {
 		return nil, err
@@ -217,11 +281,11 @@ func (v *Verifier) verifyDecoded(ctx context.Context, t *jose.JWS, tr *trace) (*
 	if tr != nil {
 		tr.pass(stepSignature, "%s signature verifies with key %.128q", t.Alg, key.ID)
 	}
-	exp, err := v.checkClaims(t, issuer, tr)
+	exp, b, err := v.checkClaims(t, issuer, p, tr)
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Token: t, Issuer: &issuer.policy, Key: key, Expiry: exp}, nil
+	return &Result{Token: t, Issuer: &issuer.policy, Key: key, Expiry: exp, binding: b}, nil
 }
 
 // selectIssuer picks the issuer by the unverified iss and checks the alg
@@ -348,26 +412,26 @@ func kidList(set *KeySet) string {
 // checkClaims runs the claim checks after the signature has verified, in
 // the order of docs/design.md "Verification order". It returns the token's
 // expiry.
-func (v *Verifier) checkClaims(t *jose.JWS, issuer *issuerState, tr *trace) (time.Time, error) {
+func (v *Verifier) checkClaims(t *jose.JWS, issuer *issuerState, p *presentation, tr *trace) (time.Time, binding, error) {
 	times, err := checkClaimTypes(t.Claims)
 	if err != nil {
-		return time.Time{}, tr.fail(stepClaimTypes, err)
+		return time.Time{}, binding{}, tr.fail(stepClaimTypes, err)
 	}
 	if tr != nil {
 		tr.pass(stepClaimTypes, "exp, nbf, iat: NumericDates; sub, jti: strings; aud: string or array of strings (RFC 7519 §4.1)")
 	}
 	now := v.now()
 	if err := v.checkTimes(times, now, tr); err != nil {
-		return time.Time{}, err
+		return time.Time{}, binding{}, err
 	}
 	if err := v.checkLifetime(times, now, tr); err != nil {
-		return time.Time{}, err
+		return time.Time{}, binding{}, err
 	}
 	if err := checkAudience(t.Claims["aud"], issuer.policy.Audience, tr); err != nil {
-		return time.Time{}, err
+		return time.Time{}, binding{}, err
 	}
 	if len(issuer.types) > 0 && !slices.Contains(issuer.types, normalizeType(t.Typ)) {
-		return time.Time{}, tr.fail(stepTyp, reject(ReasonWrongType, "typ %.64q is not one of %q", t.Typ, issuer.policy.TokenTypes))
+		return time.Time{}, binding{}, tr.fail(stepTyp, reject(ReasonWrongType, "typ %.64q is not one of %q", t.Typ, issuer.policy.TokenTypes))
 	}
 	if tr != nil {
 		if len(issuer.types) == 0 {
@@ -376,21 +440,22 @@ func (v *Verifier) checkClaims(t *jose.JWS, issuer *issuerState, tr *trace) (tim
 			tr.pass(stepTyp, "typ %.64q is one of %q", t.Typ, issuer.policy.TokenTypes)
 		}
 	}
-	if _, bound := t.Claims["cnf"]; bound {
-		return time.Time{}, tr.fail(stepCnf, reject(ReasonBoundToken, "token is bound to a key (cnf); proof-of-possession is not supported"))
+	b, err := parseCnf(t.Claims)
+	if err != nil {
+		return time.Time{}, binding{}, tr.fail(stepCnf, err)
 	}
-	if tr != nil {
-		tr.pass(stepCnf, "no cnf claim: the token is not bound to a key")
+	if err := v.checkBinding(&issuer.policy, b, p, tr); err != nil {
+		return time.Time{}, binding{}, err
 	}
 	for _, rule := range v.require {
 		if err := rule.Check(t.Claims); err != nil {
-			return time.Time{}, tr.fail(stepRequire, err)
+			return time.Time{}, binding{}, tr.fail(stepRequire, err)
 		}
 		if tr != nil {
 			tr.pass(stepRequire, "claim %s has %q", rule.Claim, rule.Values)
 		}
 	}
-	return times.exp, nil
+	return times.exp, b, nil
 }
 
 // checkTimes: exp is required and must be after now − leeway; nbf and iat,

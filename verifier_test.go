@@ -889,7 +889,7 @@ func TestVerifyTraceNamesEveryStep(t *testing.T) {
 		}
 		got = append(got, s.Name)
 	}
-	want := "decode issuer alg key signature claim_types exp nbf iat max_lifetime aud typ cnf require require"
+	want := "decode issuer alg key signature claim_types exp nbf iat max_lifetime aud typ cnf binding require require"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("steps %q, want %q", strings.Join(got, " "), want)
 	}
