@@ -45,6 +45,8 @@ type testPKI struct {
 	client, other         tls.Certificate
 }
 
+// newTestPKI writes every file as .pem: caddytest rewrites any "/x.crt"
+// and "/x.key" path of a config into its own directory.
 func newTestPKI(t *testing.T) *testPKI {
 	t.Helper()
 	p := &testPKI{dir: t.TempDir(), pool: x509.NewCertPool()}
@@ -91,7 +93,7 @@ func newTestPKI(t *testing.T) *testPKI {
 	}
 	serverDER, serverKey := issue(2, "localhost", x509.ExtKeyUsageServerAuth, []string{"localhost"})
 	p.serverCert = p.write(t, "server.pem", "CERTIFICATE", serverDER)
-	p.serverKey = p.write(t, "server.key", "PRIVATE KEY", marshalKey(t, serverKey))
+	p.serverKey = p.write(t, "server-key.pem", "PRIVATE KEY", marshalKey(t, serverKey))
 	clientDER, clientKey := issue(3, "client", x509.ExtKeyUsageClientAuth, nil)
 	otherDER, otherKey := issue(4, "other client", x509.ExtKeyUsageClientAuth, nil)
 	p.client = tls.Certificate{Certificate: [][]byte{clientDER}, PrivateKey: clientKey}
