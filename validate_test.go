@@ -51,6 +51,29 @@ var configCorpus = []configCase{
 	{name: "policy options", caddyfile: "issuer a\njwks_file $FILE\nrequire scope read\nclaim_header sub X-User\nfrom_query t",
 		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE"}],"require":[{"claim":"scope","values":["read"]}],"claim_headers":[{"claim":"sub","header":"X-User"}],"sources":[{"query":"t"}]}`},
 
+	{name: "binding options", caddyfile: "issuer a {\njwks_file $FILE\ndpop off\nmtls required\n}\ndpop required\ndpop_algorithms ES256 EdDSA\ndpop_max_age 30s\nmtls allowed",
+		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE","dpop":"off","mtls":"required"}],"dpop":"required","dpop_algorithms":["ES256","EdDSA"],"dpop_max_age":30000000000,"mtls":"allowed"}`},
+
+	// Sender-constrained tokens.
+	{name: "unknown dpop mode", caddyfile: "issuer a\njwks_file $FILE\ndpop sometimes",
+		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE"}],"dpop":"sometimes"}`, err: `dpop must be off, allowed or required, not "sometimes"`},
+	{name: "unknown mtls mode", caddyfile: "issuer a\njwks_file $FILE\nmtls on",
+		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE"}],"mtls":"on"}`, err: `mtls must be off, allowed or required, not "on"`},
+	{name: "unknown dpop mode in an issuer block", caddyfile: "issuer a {\njwks_file $FILE\ndpop Required\n}",
+		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE","dpop":"Required"}]}`, err: `issuer "a": dpop must be off, allowed or required, not "Required"`},
+	{name: "unknown mtls mode in an issuer block", caddyfile: "issuer a {\njwks_file $FILE\nmtls yes\n}",
+		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE","mtls":"yes"}]}`, err: `issuer "a": mtls must be off, allowed or required, not "yes"`},
+	{name: "symmetric dpop algorithm", caddyfile: "issuer a\njwks_file $FILE\ndpop_algorithms ES256 HS256",
+		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE"}],"dpop_algorithms":["ES256","HS256"]}`, err: `dpop_algorithms: "HS256" is not an asymmetric JWS algorithm (known: ` + strings.Join(defaultDPoPAlgorithms(), " ") + `)`},
+	{name: "dpop algorithm none", caddyfile: "issuer a\njwks_file $FILE\ndpop_algorithms none",
+		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE"}],"dpop_algorithms":["none"]}`, err: `dpop_algorithms: "none" is not an asymmetric JWS algorithm (known: ` + strings.Join(defaultDPoPAlgorithms(), " ") + `)`},
+	{name: "unknown dpop algorithm", caddyfile: "issuer a\njwks_file $FILE\ndpop_algorithms ES257",
+		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE"}],"dpop_algorithms":["ES257"]}`, err: `dpop_algorithms: "ES257" is not an asymmetric JWS algorithm (known: ` + strings.Join(defaultDPoPAlgorithms(), " ") + `)`},
+	{name: "negative dpop_max_age", caddyfile: "issuer a\njwks_file $FILE\ndpop_max_age -1s",
+		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE"}],"dpop_max_age":-1000000000}`, err: "dpop_max_age must not be negative"},
+	{name: "dpop_nonce with dpop off", caddyfile: "issuer a\njwks_file $FILE\ndpop off\ndpop_nonce",
+		json: `{"issuers":[{"issuer":"a","jwks_file":"$FILE"}],"dpop":"off","dpop_nonce":true}`, err: "dpop_nonce needs dpop allowed or required for at least one issuer"},
+
 	// Issuers.
 	{name: "no issuer", caddyfile: "audience api",
 		json: `{"audience":["api"]}`, err: "at least one issuer is required"},

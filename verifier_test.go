@@ -898,7 +898,7 @@ func TestVerifyTraceNamesEveryStep(t *testing.T) {
 		6:  "(expires in 5m) is after now − leeway",
 		9:  "lifetime exp − iat = 5m0s ≤ max_lifetime 1h0m0s",
 		10: `aud ["other","api"] contains "api"`,
-		13: `claim scope has ["read"]`,
+		14: `claim scope has ["read"]`,
 	} {
 		if !strings.Contains(tr.steps[i].Detail, frag) {
 			t.Errorf("step %s detail %q lacks %q", tr.steps[i].Name, tr.steps[i].Detail, frag)
