@@ -146,7 +146,7 @@ func TestCLIVerifyShowsStepsAndClockArithmetic(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
 	want = []string{"size=pass", "decode=pass", "issuer=pass", "alg=pass", "key=pass", "signature=pass", "claim_types=pass",
-		"exp=pass", "nbf=pass", "iat=pass", "max_lifetime=pass", "aud=pass", "typ=pass", "cnf=pass"}
+		"exp=pass", "nbf=pass", "iat=pass", "max_lifetime=pass", "aud=pass", "typ=pass", "cnf=pass", "binding=pass"}
 	if got := steps(out); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("steps %v, want %v\n%s", got, want, out)
 	}

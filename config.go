@@ -143,7 +143,7 @@ func (c *Config) dpopAccepted() bool {
 // bearerAccepted reports whether some issuer accepts tokens without DPoP,
 // and so whether a Bearer challenge is worth sending.
 func (c *Config) bearerAccepted() bool {
-	return slices.ContainsFunc(c.Issuers, func(ic IssuerConfig) bool { return c.dpopMode(ic) != modeRequired })
+	return len(c.Issuers) == 0 || slices.ContainsFunc(c.Issuers, func(ic IssuerConfig) bool { return c.dpopMode(ic) != modeRequired })
 }
 
 func (c *Config) dpopAlgorithms() []string {

@@ -160,7 +160,7 @@ func TestResourceEndToEnd(t *testing.T) {
 
 	// The document, without a token.
 	resp, body := do(t, tc, "GET", mdPath)
-	wantDoc := `{"resource":"` + res + `","authorization_servers":["` + f.issuer + `"],"bearer_methods_supported":["header"],"scopes_supported":["read"],"resource_name":"Test API"}` + "\n"
+	wantDoc := `{"resource":"` + res + `","authorization_servers":["` + f.issuer + `"],"bearer_methods_supported":["header"],"scopes_supported":["read"],"resource_name":"Test API","dpop_signing_alg_values_supported":["` + strings.Join(defaultDPoPAlgorithms(), `","`) + `"]}` + "\n"
 	if resp.StatusCode != 200 || body != wantDoc || resp.Header.Get("Content-Type") != "application/json" ||
 		resp.Header.Get("Cache-Control") != "public, max-age=3600" || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
 		t.Fatalf("metadata: %d %v\n%s\nwant %s", resp.StatusCode, resp.Header, body, wantDoc)

@@ -271,11 +271,18 @@ func TestSecurityE2ECredentialTransport(t *testing.T) {
 	})
 	// Other schemes are not ours: the request has no token at all (RFC 6750
 	// §3.1: no error attribute when no credentials were sent).
-	for _, line := range []string{"BearerXYZ " + rs, "Bearer" + rs, "Bearer-" + rs, "Basic dXNlcjpwYXNz", "Token " + rs, "DPoP " + rs, "JWT " + rs, rs} {
+	for _, line := range []string{"BearerXYZ " + rs, "Bearer" + rs, "Bearer-" + rs, "Basic dXNlcjpwYXNz", "Token " + rs, "JWT " + rs, rs} {
 		t.Run("Authorization: "+line[:12], func(t *testing.T) {
 			s.wantRejected(t, pathDefault, "", http.StatusUnauthorized, noTokenChallenge, "Authorization: "+line)
 		})
 	}
+	// DPoP is a scheme of ours (dpop allowed by default): an unbound token
+	// sent with it is a failed proof, answered in a DPoP challenge.
+	t.Run("Authorization: DPoP with an unbound token", func(t *testing.T) {
+		s.wantRejected(t, pathDefault, "", http.StatusUnauthorized,
+			`DPoP realm="localhost", error="invalid_dpop_proof", error_description="dpop_proof", algs="`+strings.Join(defaultDPoPAlgorithms(), " ")+`"`,
+			"Authorization: DPoP "+rs)
+	})
 	t.Run("Bearer without a token", func(t *testing.T) {
 		s.wantRejected(t, pathDefault, "", http.StatusUnauthorized, invalidTokenChallenge(ReasonMalformed), "Authorization: Bearer")
 	})
