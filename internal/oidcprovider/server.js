@@ -10,6 +10,13 @@
 // string as its `aud`, with the scope mcp:tools; and the client `mcp-client`
 // may ask for them. Without it the provider behaves as before.
 //
+// DPOP=1 (unset by default) turns on the provider's DPoP feature (RFC 9449)
+// for the DPoP interop test (dpop_interop_test.go): a token request that
+// carries a DPoP proof gets a DPoP-bound token (token_type DPoP, cnf.jkt in
+// the JWT), and the client `dpop-client` must send one (its
+// dpop_bound_access_tokens metadata). Without it DPoP is off and every
+// token is a bearer token.
+//
 // Test-only admin hooks, outside the provider's routes:
 //   POST /__admin/rotate  adds a new ES256 key in front (it signs from now on)
 //                         and keeps the previous ones published, the way an
@@ -43,6 +50,18 @@ export const mcpClient = {
   token_endpoint_auth_method: 'client_secret_basic',
 };
 
+export const dpopClient = {
+  client_id: 'dpop-client',
+  client_secret: 'dpop-secret-0123456789abcdef0123',
+  grant_types: ['client_credentials'],
+  redirect_uris: [],
+  response_types: [],
+  token_endpoint_auth_method: 'client_secret_basic',
+  dpop_bound_access_tokens: true,
+};
+
+const dpop = process.env.DPOP === '1';
+
 const mcpResources = (process.env.MCP_RESOURCES || '').split(' ').filter(Boolean);
 
 // resourceServer describes what a token for `indicator` looks like: the
@@ -66,13 +85,14 @@ function newSigningKey() {
 
 function buildProvider(issuer, keys) {
   const provider = new Provider(issuer, {
-    clients: mcpResources.length ? [client, mcpClient] : [client],
+    clients: [client, ...(mcpResources.length ? [mcpClient] : []), ...(dpop ? [dpopClient] : [])],
     jwks: { keys },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: { enabled: false },
       revocation: { enabled: false },
+      dPoP: { enabled: dpop, requireNonce: () => false },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => resource,
@@ -81,7 +101,7 @@ function buildProvider(issuer, keys) {
       },
     },
     clientDefaults: { id_token_signed_response_alg: 'ES256' },
-    enabledJWA: { idTokenSigningAlgValues: ['ES256'] },
+    enabledJWA: { idTokenSigningAlgValues: ['ES256'], dPoPSigningAlgValues: ['ES256', 'PS256', 'EdDSA'] },
   });
   provider.on('server_error', (ctx, err) => console.error('server_error', err));
   return provider;
