@@ -1,15 +1,9 @@
 package jwtauth
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,36 +37,12 @@ type dpopClientResult struct {
 // token endpoint as the provider's DPoP client, with a proof per request.
 func dpopClient(t *testing.T, op *oidcProvider, requests ...dpopClientRequest) dpopClientResult {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is required for the DPoP interop test (install Node.js 20+): %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dpopPeerDir, "node_modules", "dpop")); err != nil {
-		t.Fatalf("%s/node_modules is missing: run (cd %s && npm ci --no-audit --no-fund), as .ci/run does", dpopPeerDir, dpopPeerDir)
-	}
-	in, err := json.Marshal(map[string]any{
+	var res dpopClientResult
+	runNode(t, dpopPeerDir, "dpop", "client.mjs", map[string]any{
 		"alg": "ES256", "tokenEndpoint": op.issuer + "/token",
 		"clientId": "dpop-client", "clientSecret": "dpop-secret-0123456789abcdef0123",
 		"scope": "api:read", "requests": requests,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "client.mjs")
-	cmd.Dir = dpopPeerDir
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("DPoP client failed: %v\n%s", err, stderr.String())
-	}
-	var res dpopClientResult
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("DPoP client output: %v", err)
-	}
+	}, &res)
 	if len(res.Proofs) != len(requests) {
 		t.Fatalf("DPoP client made %d proofs for %d requests", len(res.Proofs), len(requests))
 	}

@@ -2,13 +2,9 @@ package jwtauth
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,32 +27,8 @@ type peerProof struct {
 // would prove nothing.
 func peerMakeProof(t *testing.T, req map[string]any) peerProof {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is required for the DPoP peer test (install Node.js 20+): %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dpopPeerDir, "node_modules", "dpop")); err != nil {
-		t.Fatalf("%s/node_modules is missing: run (cd %s && npm ci --no-audit --no-fund), as .ci/run does", dpopPeerDir, dpopPeerDir)
-	}
-	in, err := json.Marshal(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "proof.mjs")
-	cmd.Dir = dpopPeerDir
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("peer failed: %v\n%s", err, stderr.String())
-	}
 	var p peerProof
-	if err := json.Unmarshal(out, &p); err != nil {
-		t.Fatalf("peer output: %v", err)
-	}
+	runNode(t, dpopPeerDir, "dpop", "proof.mjs", req, &p)
 	return p
 }
 

@@ -1,15 +1,11 @@
 package jwtauth
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,53 +32,7 @@ type oidcProvider struct {
 // skipped interop test would prove nothing.
 func startOIDCProvider(t *testing.T, env ...string) *oidcProvider {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is required for the interop test (install Node.js 20+): %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(oidcProviderDir, "node_modules", "oidc-provider")); err != nil {
-		t.Fatalf("%s/node_modules is missing: run (cd %s && npm ci --no-audit --no-fund), as .ci/run does", oidcProviderDir, oidcProviderDir)
-	}
-	cmd := exec.Command(node, "server.js", "0")
-	cmd.Dir = oidcProviderDir
-	cmd.Env = append(os.Environ(), env...)
-	stdin, err := cmd.StdinPipe() // the provider exits when this closes
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("oidc-provider stderr:\n%s", stderr.String())
-		}
-	})
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if iss, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
-				ready <- iss
-			}
-		}
-	}()
-	select {
-	case iss := <-ready:
-		return &oidcProvider{issuer: iss}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("oidc-provider did not start within 20s; stderr:\n%s", stderr.String())
-		return nil
-	}
+	return &oidcProvider{issuer: startNode(t, oidcProviderDir, "oidc-provider", "READY ", env, "server.js", "0")}
 }
 
 // token gets a client-credentials access token.

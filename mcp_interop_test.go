@@ -1,7 +1,6 @@
 package jwtauth
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -56,62 +54,10 @@ func TestReadmeShowsMCPRecipe(t *testing.T) {
 	}
 }
 
-// nodeFor returns the node binary, failing (not skipping: CI counts a skip
-// as a failure) when node or the harness's node_modules is missing.
-func nodeFor(t *testing.T, dir, pkg string) string {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is required for this test (install Node.js 20+): %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg)); err != nil {
-		t.Fatalf("%s/node_modules is missing: run (cd %s && npm ci --no-audit --no-fund), as .ci/run does", dir, dir)
-	}
-	return node
-}
-
 // startMCPServer runs internal/mcpinterop/server.mjs and returns its address.
 func startMCPServer(t *testing.T) string {
 	t.Helper()
-	cmd := exec.Command(nodeFor(t, mcpInteropDir, "@modelcontextprotocol/sdk"), "server.mjs", "0")
-	cmd.Dir = mcpInteropDir
-	stdin, err := cmd.StdinPipe() // the server exits when this closes
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("MCP server stderr:\n%s", stderr.String())
-		}
-	})
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if port, ok := strings.CutPrefix(sc.Text(), "listening "); ok {
-				ready <- port
-			}
-		}
-	}()
-	select {
-	case port := <-ready:
-		return "127.0.0.1:" + port
-	case <-time.After(20 * time.Second):
-		t.Fatalf("MCP server did not start within 20s; stderr:\n%s", stderr.String())
-		return ""
-	}
+	return "127.0.0.1:" + startNode(t, mcpInteropDir, "@modelcontextprotocol/sdk", "listening ", nil, "server.mjs", "0")
 }
 
 // mcpClientResult is client.mjs's output line.
