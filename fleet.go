@@ -77,7 +77,11 @@ func (s *urlSource) refresh(cause refreshCause) fetchResult {
 			} else if ok {
 				return res
 			}
-			return s.fetchOnce()
+			res = s.fetchOnce()
+			if res.err == nil && s.store.wroteCurrent(s.state.Load()) {
+				s.storageWorked()
+			}
+			return res
 		case s.ctx.Err() != nil:
 			return s.fetchOnce() // shutting down: returns at once
 		case err != nil:
@@ -213,8 +217,10 @@ func (s *urlSource) storageFailed(what string, err error) {
 	s.logger().Debug("shared storage still failing", fields...)
 }
 
-// storageWorked ends an episode of storage failures: a set was stored or
-// one another instance stored was used.
+// storageWorked ends an episode of storage failures: a whole coordinated
+// refresh worked (a set another instance stored was used, or one fetched
+// under the lock was stored). A write alone does not end it: with the lock
+// or the reads failing, that would warn again on every fetch.
 func (s *urlSource) storageWorked() {
 	if s.storageBad.CompareAndSwap(true, false) {
 		s.logger().Info("shared storage works again", zap.String("issuer", s.id.Issuer), zap.String("key", s.store.key))

@@ -124,6 +124,14 @@ func (k *keyStore) own(rec *storedKeySet) bool {
 	return !k.wroteAt.IsZero() && rec.FetchedAt.Equal(k.wroteAt)
 }
 
+// wroteCurrent reports whether st, the set served now, is the one this
+// instance wrote last.
+func (k *keyStore) wroteCurrent(st *keyState) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return st != nil && !k.wroteAt.IsZero() && st.fetchedAt.UTC().Equal(k.wroteAt)
+}
+
 // decodeStored checks a stored record against its source and max_stale and
 // parses its keys exactly as a fetched body would be.
 func decodeStored(data []byte, check recordCheck) (*storedKeySet, *KeySet, error) {
@@ -186,7 +194,5 @@ func (s *urlSource) persist(jwksURL string, fetchedAt time.Time, maxAge time.Dur
 		MaxAgeSeconds: int64(maxAge.Round(time.Second) / time.Second)}
 	if err := s.store.store(ctx, storage, rec); err != nil {
 		s.storageFailed("storing the key set", err)
-		return
 	}
-	s.storageWorked()
 }
