@@ -125,7 +125,7 @@ func (s *urlSource) start() error {
 func (s *urlSource) loadOnce(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.tuning().FetchTimeout)
 	defer cancel()
-	_, err := s.fetch(ctx)
+	_, err := s.fetch(ctx, time.Now())
 	return err
 }
 
@@ -206,7 +206,7 @@ func (s *urlSource) fetchOnce() fetchResult {
 	tuning := s.tuning()
 	ctx, cancel := context.WithTimeout(s.ctx, tuning.FetchTimeout)
 	defer cancel()
-	maxAge, err := s.fetch(ctx)
+	maxAge, err := s.fetch(ctx, at)
 	if s.ctx.Err() != nil {
 		// Shutting down: the error is ours, not the issuer's.
 		return fetchResult{at: at, next: tuning.RefreshInterval, err: s.ctx.Err()}
@@ -325,9 +325,12 @@ func backoff(t sourceTuning, failures int, haveSet bool) time.Duration {
 	return min(base+time.Duration(rand.Int64N(int64(base)/2+1)), limit)
 }
 
-// fetch GETs the JWKS (discovering its URL first if need be) and installs it.
-// It returns the freshness lifetime the server gave.
-func (s *urlSource) fetch(ctx context.Context) (time.Duration, error) {
+// fetch GETs the JWKS (discovering its URL first if need be) and installs it
+// as fetched at started: the start of the fetch, not its end, so the time
+// never flatters the set and, stored, spaces the fleet's fetches by whole
+// min_refresh_intervals as an instance's own are. It returns the freshness
+// lifetime the server gave.
+func (s *urlSource) fetch(ctx context.Context, started time.Time) (time.Duration, error) {
 	jwksURL, err := s.resolveJWKSURL(ctx)
 	if err != nil {
 		return 0, err
@@ -349,7 +352,7 @@ func (s *urlSource) fetch(ctx context.Context) (time.Duration, error) {
 	maxAge := cacheLifetime(resp.Header, time.Now())
 	switch {
 	case resp.StatusCode == http.StatusNotModified && etag != "":
-		return maxAge, s.confirm(jwksURL, maxAge)
+		return maxAge, s.confirm(jwksURL, started, maxAge)
 	case resp.StatusCode != http.StatusOK:
 		return 0, fmt.Errorf("status %d", resp.StatusCode)
 	}
@@ -357,7 +360,7 @@ func (s *urlSource) fetch(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	return maxAge, s.accept(jwksURL, resp.Header.Get("ETag"), body, maxAge)
+	return maxAge, s.accept(jwksURL, resp.Header.Get("ETag"), body, started, maxAge)
 }
 
 // resolveJWKSURL returns jwks_url, or the jwks_uri found by discovery.
@@ -375,20 +378,19 @@ func (s *urlSource) resolveJWKSURL(ctx context.Context) (string, error) {
 
 // confirm handles a 304: the kept set is current again, which is a
 // successful fetch (max_stale restarts), stored so the fleet sees it too.
-func (s *urlSource) confirm(jwksURL string, maxAge time.Duration) error {
+func (s *urlSource) confirm(jwksURL string, fetchedAt time.Time, maxAge time.Duration) error {
 	st := s.state.Load()
 	if st == nil {
 		return errors.New("304 Not Modified but no key set is kept")
 	}
-	now := time.Now()
-	s.state.Store(&keyState{set: st.set, fetchedAt: now, source: "fetched", url: jwksURL})
-	s.persist(jwksURL, now, maxAge)
+	s.state.Store(&keyState{set: st.set, fetchedAt: fetchedAt, source: "fetched", url: jwksURL})
+	s.persist(jwksURL, fetchedAt, maxAge)
 	return nil
 }
 
 // accept parses a 200 body and, if it holds usable keys, installs and
 // persists it. A bad body leaves the current set as it is.
-func (s *urlSource) accept(jwksURL, etag string, body []byte, maxAge time.Duration) error {
+func (s *urlSource) accept(jwksURL, etag string, body []byte, fetchedAt time.Time, maxAge time.Duration) error {
 	set, warnings, err := parseKeySet(body, false)
 	if err != nil {
 		return fmt.Errorf("key set: %w", err)
@@ -396,9 +398,8 @@ func (s *urlSource) accept(jwksURL, etag string, body []byte, maxAge time.Durati
 	if s.origin.replace(jwksURL, etag, body) {
 		s.logWarnings(warnings) // once per new body, not once per refresh
 	}
-	now := time.Now()
-	s.install(set, "fetched", jwksURL, now)
-	s.persist(jwksURL, now, maxAge)
+	s.install(set, "fetched", jwksURL, fetchedAt)
+	s.persist(jwksURL, fetchedAt, maxAge)
 	return nil
 }
 
