@@ -160,7 +160,7 @@ func (s *urlSource) useStored(ctx context.Context, storage certmagic.Storage, tu
 	}
 	cur := s.state.Load()
 	newer := cur == nil || rec.FetchedAt.After(cur.fetchedAt)
-	if !s.store.own(rec) && savesFetch(rec, set, cur, newer, cause, tuning, now) {
+	if savesFetch(rec, set, cur, newer, cause, tuning, now) {
 		at := rec.FetchedAt
 		if newer {
 			s.adopt(rec, set)

@@ -73,9 +73,9 @@ func contextStorage(ctx caddy.Context) (s certmagic.Storage) {
 }
 
 // keyStore is one source's record in storage and what this instance knows
-// about it: the fetched_at of its own latest write, so it can tell its own
-// record from one another instance stored, and the last record it ignored,
-// so a bad record is reported once rather than on every read. The storage
+// about it: the fetched_at of its own latest write, so it can tell whether
+// a coordinated fetch was stored, and the last record it ignored, so a bad
+// record is reported once rather than on every read. The storage
 // itself is passed in on each call: it is the newest live user's, which
 // changes with reloads.
 type keyStore struct {
@@ -115,13 +115,6 @@ func (k *keyStore) firstIgnore(data []byte) bool {
 	first := sum != k.ignoredSum
 	k.ignoredSum = sum
 	return first
-}
-
-// own reports whether rec is this instance's own latest write.
-func (k *keyStore) own(rec *storedKeySet) bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return !k.wroteAt.IsZero() && rec.FetchedAt.Equal(k.wroteAt)
 }
 
 // wroteCurrent reports whether st, the set served now, is the one this
