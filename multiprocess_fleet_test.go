@@ -95,13 +95,18 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-// startFleet runs n instances of bin with the storage directive and site,
-// all at once, and waits until each serves a valid token.
+// startFleet runs n instances of bin with the storage directive and site
+// and waits until each serves a valid token. The first starts alone: Caddy
+// creates its local CA in the storage at first start, and instances racing
+// to create it can read each other's half-written one.
 func startFleet(t *testing.T, bin, storage, site string, n int, valid string) []*fleetInstance {
 	t.Helper()
 	fleet := make([]*fleetInstance, n)
 	ports := freePorts(t, 2*n)
 	for i := range fleet {
+		if i == 1 {
+			waitServing(t, fleet[:1], valid)
+		}
 		admin, port := ports[2*i], ports[2*i+1]
 		dir := t.TempDir()
 		caddyfile := fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n\thttp_port %d\n\tpersist_config off\n\tskip_install_trust\n\t%s\n}\n\nhttp://127.0.0.1:%d {\n%s\n}\n",
@@ -126,13 +131,18 @@ func startFleet(t *testing.T, bin, storage, site string, n int, valid string) []
 			}
 		})
 	}
+	waitServing(t, fleet, valid)
+	return fleet
+}
+
+func waitServing(t *testing.T, fleet []*fleetInstance, valid string) {
+	t.Helper()
 	for i, in := range fleet {
 		eventually(t, 30*time.Second, fmt.Sprintf("instance %d serves a valid token", i), func() bool {
 			code, _ := in.try(valid)
 			return code == http.StatusOK
 		})
 	}
-	return fleet
 }
 
 // try sends tok; a transport error is status 0.
