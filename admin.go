@@ -60,7 +60,10 @@ type resourceStatus struct {
 // so a script can rely on every key being there.
 type fetcherStatus struct {
 	Issuer string `json:"issuer"`
-	// Source is "fetched", "stored" or "file"; null while no set is loaded.
+	// Source is "fetched" (this instance fetched or confirmed the set),
+	// "stored" (read from Caddy's storage: at start, or adopted from
+	// another instance sharing it, with that record's fetched_at) or
+	// "file"; null while no set is loaded.
 	Source *string `json:"source"`
 	// URL is the JWKS URL (configured or discovered) or the jwks_file path.
 	URL  string   `json:"url"`

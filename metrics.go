@@ -28,7 +28,7 @@ var (
 
 	jwksFetchesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "jwt_auth", Name: "jwks_fetches_total",
-		Help: "Key set fetches per issuer, by result (success, including 304 Not Modified, or failure).",
+		Help: "Key set fetches per issuer, by result: success (including 304 Not Modified), failure, or adopted (a set another instance sharing the storage fetched, used instead of fetching).",
 	}, []string{"issuer", "result"})
 
 	tokenCacheHits = prometheus.NewCounter(prometheus.CounterOpts{
@@ -102,6 +102,13 @@ func observeFetch(issuer string, err error) {
 		result = "failure"
 	}
 	jwksFetchesTotal.WithLabelValues(issuer, result).Inc()
+}
+
+// observeAdopted counts a fetch saved by a set another instance fetched and
+// stored (fleet.go): with a shared storage, adopted against success shows
+// how much of the fetching the fleet shares.
+func observeAdopted(issuer string) {
+	jwksFetchesTotal.WithLabelValues(issuer, "adopted").Inc()
 }
 
 // forgetIssuerMetrics deletes an issuer's fetch series when its source is

@@ -25,7 +25,7 @@ import (
 // Its mutable state is in small groups, each with its own guard: the key
 // set and failing flag are atomics read on every request; sched says when
 // to fetch; origin is what the current set was parsed from; store is what
-// storage holds.
+// storage holds; storageBad marks an episode of storage trouble.
 type urlSource struct {
 	sourceBase
 	client    *http.Client
@@ -42,6 +42,7 @@ type urlSource struct {
 	sched      fetchSchedule
 	origin     fetchedBody
 	store      keyStore
+	storageBad atomic.Bool // storage failed since it last worked: warned once
 }
 
 // fetchSchedule is when the source fetches and how its latest fetches went.
@@ -124,7 +125,7 @@ func (s *urlSource) start() error {
 func (s *urlSource) loadOnce(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.tuning().FetchTimeout)
 	defer cancel()
-	_, err := s.fetch(ctx)
+	_, err := s.fetch(ctx, time.Now())
 	return err
 }
 
@@ -144,11 +145,14 @@ func (s *urlSource) Destruct() error {
 	return nil
 }
 
+// loop runs the source: the stored set first (served at once, and used
+// instead of a fetch while it is current), then one refresh per period.
 func (s *urlSource) loop() {
 	defer close(s.done)
-	s.loadStored()
+	cause := causeStart
 	for {
-		res := s.fetchShared()
+		res := s.refreshShared(cause)
+		cause = causeScheduled
 		if !s.wait(res) {
 			return
 		}
@@ -187,10 +191,11 @@ type fetchResult struct {
 	err    error
 }
 
-// fetchShared runs one fetch, coalesced with any already in flight.
-func (s *urlSource) fetchShared() fetchResult {
+// refreshShared runs one refresh (fleet.go), coalesced with any already in
+// flight.
+func (s *urlSource) refreshShared(cause refreshCause) fetchResult {
 	v, _, _ := s.group.Do("fetch", func() (any, error) {
-		return s.fetchOnce(), nil
+		return s.refresh(cause), nil
 	})
 	return v.(fetchResult)
 }
@@ -201,7 +206,7 @@ func (s *urlSource) fetchOnce() fetchResult {
 	tuning := s.tuning()
 	ctx, cancel := context.WithTimeout(s.ctx, tuning.FetchTimeout)
 	defer cancel()
-	maxAge, err := s.fetch(ctx)
+	maxAge, err := s.fetch(ctx, at)
 	if s.ctx.Err() != nil {
 		// Shutting down: the error is ours, not the issuer's.
 		return fetchResult{at: at, next: tuning.RefreshInterval, err: s.ctx.Err()}
@@ -274,17 +279,33 @@ func tooOld(st *keyState, maxStale time.Duration) bool {
 	return maxStale > 0 && time.Since(st.fetchedAt) > maxStale
 }
 
-// successDelay follows the server's max-age, clamped to
-// [min_refresh_interval, 24h], with up to 10% jitter so a fleet does not
-// fetch in lockstep; without one it is refresh_interval. Either way it is at
-// most half of max_stale, so a set is always re-checked well before it could
-// be dropped.
+// successDelay is refreshPeriod plus, after a max-age, up to 10% jitter so
+// a fleet does not fetch in lockstep. Either way it is at most half of
+// max_stale, so a set is always re-checked well before it could be dropped.
 func successDelay(t sourceTuning, maxAge time.Duration) time.Duration {
-	d := t.RefreshInterval
+	d := periodBase(t, maxAge)
 	if maxAge > 0 {
-		d = min(max(maxAge, t.MinRefreshInterval), maxRefresh)
 		d += time.Duration(rand.Int64N(int64(d)/10 + 1))
 	}
+	return capByMaxStale(t, d)
+}
+
+// refreshPeriod is how long a set fetched with the freshness lifetime maxAge
+// stays current, before jitter: the server's max-age clamped to
+// [min_refresh_interval, 24h], else refresh_interval, and at most half of
+// max_stale.
+func refreshPeriod(t sourceTuning, maxAge time.Duration) time.Duration {
+	return capByMaxStale(t, periodBase(t, maxAge))
+}
+
+func periodBase(t sourceTuning, maxAge time.Duration) time.Duration {
+	if maxAge > 0 {
+		return min(max(maxAge, t.MinRefreshInterval), maxRefresh)
+	}
+	return t.RefreshInterval
+}
+
+func capByMaxStale(t sourceTuning, d time.Duration) time.Duration {
 	if t.MaxStale > 0 {
 		d = min(d, max(t.MaxStale/2, minBackoff))
 	}
@@ -304,9 +325,12 @@ func backoff(t sourceTuning, failures int, haveSet bool) time.Duration {
 	return min(base+time.Duration(rand.Int64N(int64(base)/2+1)), limit)
 }
 
-// fetch GETs the JWKS (discovering its URL first if need be) and installs it.
-// It returns the freshness lifetime the server gave.
-func (s *urlSource) fetch(ctx context.Context) (time.Duration, error) {
+// fetch GETs the JWKS (discovering its URL first if need be) and installs it
+// as fetched at started: the start of the fetch, not its end, so the time
+// never flatters the set and, stored, spaces the fleet's fetches by whole
+// min_refresh_intervals as an instance's own are. It returns the freshness
+// lifetime the server gave.
+func (s *urlSource) fetch(ctx context.Context, started time.Time) (time.Duration, error) {
 	jwksURL, err := s.resolveJWKSURL(ctx)
 	if err != nil {
 		return 0, err
@@ -328,7 +352,7 @@ func (s *urlSource) fetch(ctx context.Context) (time.Duration, error) {
 	maxAge := cacheLifetime(resp.Header, time.Now())
 	switch {
 	case resp.StatusCode == http.StatusNotModified && etag != "":
-		return maxAge, s.confirm(jwksURL)
+		return maxAge, s.confirm(jwksURL, started, maxAge)
 	case resp.StatusCode != http.StatusOK:
 		return 0, fmt.Errorf("status %d", resp.StatusCode)
 	}
@@ -336,7 +360,7 @@ func (s *urlSource) fetch(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	return maxAge, s.accept(jwksURL, resp.Header.Get("ETag"), body)
+	return maxAge, s.accept(jwksURL, resp.Header.Get("ETag"), body, started, maxAge)
 }
 
 // resolveJWKSURL returns jwks_url, or the jwks_uri found by discovery.
@@ -353,21 +377,20 @@ func (s *urlSource) resolveJWKSURL(ctx context.Context) (string, error) {
 }
 
 // confirm handles a 304: the kept set is current again, which is a
-// successful fetch (max_stale restarts).
-func (s *urlSource) confirm(jwksURL string) error {
+// successful fetch (max_stale restarts), stored so the fleet sees it too.
+func (s *urlSource) confirm(jwksURL string, fetchedAt time.Time, maxAge time.Duration) error {
 	st := s.state.Load()
 	if st == nil {
 		return errors.New("304 Not Modified but no key set is kept")
 	}
-	now := time.Now()
-	s.state.Store(&keyState{set: st.set, fetchedAt: now, source: "fetched", url: jwksURL})
-	s.persist(jwksURL, now)
+	s.state.Store(&keyState{set: st.set, fetchedAt: fetchedAt, source: "fetched", url: jwksURL})
+	s.persist(jwksURL, fetchedAt, maxAge)
 	return nil
 }
 
 // accept parses a 200 body and, if it holds usable keys, installs and
 // persists it. A bad body leaves the current set as it is.
-func (s *urlSource) accept(jwksURL, etag string, body []byte) error {
+func (s *urlSource) accept(jwksURL, etag string, body []byte, fetchedAt time.Time, maxAge time.Duration) error {
 	set, warnings, err := parseKeySet(body, false)
 	if err != nil {
 		return fmt.Errorf("key set: %w", err)
@@ -375,9 +398,8 @@ func (s *urlSource) accept(jwksURL, etag string, body []byte) error {
 	if s.origin.replace(jwksURL, etag, body) {
 		s.logWarnings(warnings) // once per new body, not once per refresh
 	}
-	now := time.Now()
-	s.install(set, "fetched", jwksURL, now)
-	s.persist(jwksURL, now)
+	s.install(set, "fetched", jwksURL, fetchedAt)
+	s.persist(jwksURL, fetchedAt, maxAge)
 	return nil
 }
 
@@ -602,7 +624,8 @@ func (s *urlSource) KeysWanted() {
 // most one per min_refresh_interval; the request that triggers it waits
 // (bounded by fetch_timeout), the rest get the current set at once — which
 // still lacks their kid, so they are rejected without a fetch until the
-// next slot.
+// next slot. With a shared storage the slot may be served by a set another
+// instance stored instead (fleet.go).
 func (s *urlSource) RefreshForUnknownKid(ctx context.Context) *KeySet {
 	tuning := s.tuning()
 	if s.ctx.Err() != nil || !s.sched.claim(tuning.MinRefreshInterval) {
@@ -610,7 +633,7 @@ func (s *urlSource) RefreshForUnknownKid(ctx context.Context) *KeySet {
 	}
 	// The fetch runs on the source's context, not the request's: a client
 	// that gives up must not abort a fetch other requests will benefit from.
-	ch := s.group.DoChan("fetch", func() (any, error) { return s.fetchOnce(), nil })
+	ch := s.group.DoChan("fetch", func() (any, error) { return s.refresh(causeUnknownKid), nil })
 	timer := time.NewTimer(tuning.FetchTimeout)
 	defer timer.Stop()
 	select {

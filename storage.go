@@ -8,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
-	"go.uber.org/zap"
 )
 
 // storagePrefix is where key sets live in Caddy's storage.
@@ -25,13 +25,25 @@ const maxClockSkew = time.Minute
 
 // storedKeySet is a remote source's last good JWKS as kept in Caddy's
 // storage, so another instance sharing the storage can start while the IdP
-// is down. Storage is trusted like Caddy's TLS keys: whoever can write it
-// can already replace certificates (docs/design.md, "Trust boundaries").
+// is down, and can use the set instead of fetching it again (docs/design.md,
+// "Key sources"). Storage is trusted like Caddy's TLS keys: whoever can
+// write it can already replace certificates (docs/design.md, "Trust
+// boundaries"); still, a record is checked and parsed like a fetched body.
 type storedKeySet struct {
 	URL       string    `json:"url"`        // the JWKS URL the body came from
 	FetchedAt time.Time `json:"fetched_at"` // when the IdP last served or confirmed it
 	ETag      string    `json:"etag,omitempty"`
 	Body      string    `json:"body"`
+	// MaxAgeSeconds is the freshness lifetime the IdP gave with it
+	// (Cache-Control max-age or Expires); 0 or absent: none, so the
+	// refresh period is refresh_interval. Instances that use the record
+	// instead of fetching plan their next refresh from it.
+	MaxAgeSeconds int64 `json:"max_age,omitempty"`
+}
+
+// maxAge is the record's freshness lifetime.
+func (r *storedKeySet) maxAge() time.Duration {
+	return time.Duration(min(max(r.MaxAgeSeconds, 0), int64(maxRefresh/time.Second))) * time.Second
 }
 
 // storageKey names a source's record: SHA-256 of its configured URL
@@ -40,6 +52,12 @@ type storedKeySet struct {
 func storageKey(sourceURL string) string {
 	sum := sha256.Sum256([]byte(sourceURL))
 	return storagePrefix + hex.EncodeToString(sum[:]) + ".json"
+}
+
+// lockName is the storage lock of the source whose record is at key: the
+// instance holding it is the one fetching for the fleet.
+func lockName(key string) string {
+	return strings.ReplaceAll(strings.TrimSuffix(key, ".json"), "/", "_")
 }
 
 // contextStorage returns the config's storage, or nil for a context that
@@ -54,16 +72,18 @@ func contextStorage(ctx caddy.Context) (s certmagic.Storage) {
 	return ctx.Storage()
 }
 
-// keyStore is one source's record in storage and what it knows about it:
-// the body last written or read, and its fetched_at, so an unchanged set is
-// not rewritten on every fetch. The storage itself is passed in on each
-// call: it is the newest live user's, which changes with reloads.
+// keyStore is one source's record in storage and what this instance knows
+// about it: the fetched_at of its own latest write, so it can tell whether
+// a coordinated fetch was stored, and the last record it ignored, so a bad
+// record is reported once rather than on every read. The storage
+// itself is passed in on each call: it is the newest live user's, which
+// changes with reloads.
 type keyStore struct {
 	key string // storageKey of the source
 
-	mu           sync.Mutex
-	persistedSum [sha256.Size]byte // body last written to (or read from) storage
-	persistedAt  time.Time         // its fetched_at
+	mu         sync.Mutex
+	wroteAt    time.Time         // fetched_at of this instance's latest write
+	ignoredSum [sha256.Size]byte // the record last ignored as invalid
 }
 
 // recordCheck is what a stored record must agree with to be used.
@@ -73,28 +93,40 @@ type recordCheck struct {
 	now      time.Time
 }
 
-// load reads and checks the record, parsing its keys exactly as a fetched
-// body would be. It returns nil and no error when nothing is stored.
-func (k *keyStore) load(ctx context.Context, s certmagic.Storage, check recordCheck) (*storedKeySet, *KeySet, error) {
+// read returns the raw record, nil when nothing is stored. An error is the
+// storage's (unreachable, timed out, unreadable), not the record's.
+func (k *keyStore) read(ctx context.Context, s certmagic.Storage) ([]byte, error) {
 	data, err := s.Load(ctx, k.key)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("loading: %w", err)
+		return nil, fmt.Errorf("loading %s: %w", k.key, err)
 	}
-	rec, set, err := decodeStored(data, check)
-	if err != nil {
-		return nil, nil, err
-	}
+	return data, nil
+}
+
+// firstIgnore reports whether data is not the record ignored last time, and
+// remembers it: a record that fails its checks is logged once.
+func (k *keyStore) firstIgnore(data []byte) bool {
+	sum := sha256.Sum256(data)
 	k.mu.Lock()
-	k.persistedSum, k.persistedAt = sha256.Sum256([]byte(rec.Body)), rec.FetchedAt
-	k.mu.Unlock()
-	return rec, set, nil
+	defer k.mu.Unlock()
+	first := sum != k.ignoredSum
+	k.ignoredSum = sum
+	return first
+}
+
+// wroteCurrent reports whether st, the set served now, is the one this
+// instance wrote last.
+func (k *keyStore) wroteCurrent(st *keyState) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return st != nil && !k.wroteAt.IsZero() && st.fetchedAt.UTC().Equal(k.wroteAt)
 }
 
 // decodeStored checks a stored record against its source and max_stale and
-// parses its keys.
+// parses its keys exactly as a fetched body would be.
 func decodeStored(data []byte, check recordCheck) (*storedKeySet, *KeySet, error) {
 	var rec storedKeySet
 	if err := json.Unmarshal(data, &rec); err != nil {
@@ -119,73 +151,41 @@ func decodeStored(data []byte, check recordCheck) (*storedKeySet, *KeySet, error
 	return &rec, set, nil
 }
 
-// store writes rec when its body differs from the one last written or read.
-// The same body is written again only once the stored fetched_at is half of
-// max_stale old: without that, a key set that never changes would look
-// older than max_stale to an instance starting from storage while the IdP
-// is down, though the IdP confirmed it minutes ago. It reports whether it
-// wrote.
-func (k *keyStore) store(ctx context.Context, s certmagic.Storage, rec storedKeySet, maxStale time.Duration) (bool, error) {
-	sum := sha256.Sum256([]byte(rec.Body))
-	k.mu.Lock()
-	due := sum != k.persistedSum || (maxStale > 0 && rec.FetchedAt.Sub(k.persistedAt) >= maxStale/2)
-	k.mu.Unlock()
-	if rec.Body == "" || !due {
-		return false, nil
+// store writes rec. Every successful fetch is written, a 304 too: the new
+// fetched_at is how the other instances see the set is current and need not
+// fetch it themselves.
+func (k *keyStore) store(ctx context.Context, s certmagic.Storage, rec storedKeySet) error {
+	if rec.Body == "" {
+		return nil
 	}
 	data, err := json.Marshal(rec)
 	if err != nil {
-		return false, err // cannot happen: strings and a time
+		return err // cannot happen: strings, a number and a time
 	}
 	if err := s.Store(ctx, k.key, data); err != nil {
-		return false, err
+		return fmt.Errorf("storing %s: %w", k.key, err)
 	}
 	k.mu.Lock()
-	k.persistedSum, k.persistedAt = sum, rec.FetchedAt
+	k.wroteAt = rec.FetchedAt
 	k.mu.Unlock()
-	return true, nil
+	return nil
 }
 
-// loadStored serves the stored set, if it is younger than max_stale, until
-// the first fetch replaces or confirms it. It runs on the loop, before that
-// first fetch, so it never blocks Provision.
-func (s *urlSource) loadStored() {
-	storage := s.storage()
-	if storage == nil {
-		return
-	}
-	tuning := s.tuning()
-	ctx, cancel := context.WithTimeout(s.ctx, tuning.FetchTimeout)
-	defer cancel()
-	rec, set, err := s.store.load(ctx, storage, recordCheck{jwksURL: s.id.JWKSURL, maxStale: tuning.MaxStale, now: time.Now()})
-	if err != nil {
-		s.logger().Warn("ignoring stored key set", zap.String("issuer", s.id.Issuer),
-			zap.String("key", s.store.key), zap.Error(err))
-		return
-	}
-	if rec == nil {
-		return
-	}
-	s.origin.replace(rec.URL, rec.ETag, []byte(rec.Body))
-	if s.state.Load() == nil {
-		s.install(set, "stored", rec.URL, rec.FetchedAt)
-	}
-}
-
-// persist writes the current body to the newest user's storage when due
-// (keyStore.store). Failures are logged, never fatal: storage is a fallback.
-func (s *urlSource) persist(jwksURL string, fetchedAt time.Time) {
+// persist writes the current body, as confirmed at fetchedAt with the
+// freshness lifetime maxAge, to the newest user's storage. A failure is
+// reported once per episode (storageFailed), never fatal: storage is shared
+// state and a fallback, not a dependency of serving.
+func (s *urlSource) persist(jwksURL string, fetchedAt time.Time, maxAge time.Duration) {
 	storage := s.storage()
 	if storage == nil {
 		return
 	}
 	body, etag := s.origin.snapshot()
-	tuning := s.tuning()
-	ctx, cancel := context.WithTimeout(s.ctx, tuning.FetchTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, s.tuning().FetchTimeout)
 	defer cancel()
-	rec := storedKeySet{URL: jwksURL, FetchedAt: fetchedAt.UTC(), ETag: etag, Body: string(body)}
-	if _, err := s.store.store(ctx, storage, rec, tuning.MaxStale); err != nil {
-		s.logger().Warn("storing key set failed", zap.String("issuer", s.id.Issuer),
-			zap.String("key", s.store.key), zap.Error(err))
+	rec := storedKeySet{URL: jwksURL, FetchedAt: fetchedAt.UTC(), ETag: etag, Body: string(body),
+		MaxAgeSeconds: int64(maxAge.Round(time.Second) / time.Second)}
+	if err := s.store.store(ctx, storage, rec); err != nil {
+		s.storageFailed("storing the key set", err)
 	}
 }
