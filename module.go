@@ -118,33 +118,38 @@ func (a *authenticator) dropClientIdentityHeaders(r *http.Request) {
 	}
 }
 
-// verify answers from the verified-token cache or runs the verifier.
+// verify answers from the verified-token cache or runs the verifier. The
+// token is hashed once, for the lookup and, on a miss, the insert.
 func (a *authenticator) verify(r *http.Request, token string) (*Result, error) {
-	if res, ok := a.cache.get(token); ok {
+	slot := a.cache.slot(token)
+	if res, ok := a.cache.get(slot); ok {
 		return res, nil
 	}
 	res, err := a.verifier.Verify(r.Context(), token)
 	if err != nil {
 		return nil, err
 	}
-	a.cache.put(token, res)
+	if v, ok := LookupClaim(res.Claims(), a.cfg.userClaim()); ok {
+		res.userID = RenderClaim(v)
+	}
+	a.cache.put(slot, res)
 	return res, nil
 }
 
 // publish exposes a verified token's claims to the rest of the route: as
-// the placeholders id answers, and as the claim headers.
+// the placeholders id answers, and as the claim headers. The claims of a
+// cached token are decoded only if a claim header or placeholder needs them.
 func (a *authenticator) publish(r *http.Request, id *identity, res *Result) {
-	claims := res.Token.Claims
-	userID := ""
-	if v, ok := LookupClaim(claims, a.cfg.userClaim()); ok {
-		userID = RenderClaim(v)
-	}
-	id.set(userID, claims)
+	id.set(res)
 	// A static value shadows every provider, so an identity set earlier in
 	// the route (basic_auth, another authentication) must not outlive ours.
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set(userPlaceholderPrefix+"id", userID)
+		repl.Set(userPlaceholderPrefix+"id", res.userID)
 	}
+	if len(a.cfg.ClaimHeaders) == 0 {
+		return
+	}
+	claims := res.Claims()
 	for _, ch := range a.cfg.ClaimHeaders {
 		v, ok := LookupClaim(claims, ch.Claim)
 		if !ok {
@@ -184,8 +189,7 @@ const identityVar = "jwt_auth.identity"
 // identity is the request's user as the {http.auth.user.*} placeholders see
 // it. The zero value is the anonymous user: every placeholder is "".
 type identity struct {
-	id     string
-	claims map[string]any
+	res *Result // the verified token; nil for the anonymous user
 }
 
 // requestIdentity returns the request's identity, installing it as the
@@ -203,24 +207,25 @@ func requestIdentity(r *http.Request) *identity {
 	return id
 }
 
-// set makes the identity a verified token's: id from user_claim, claims
-// reachable by dotted path.
-func (id *identity) set(userID string, claims map[string]any) {
-	id.id, id.claims = userID, claims
-}
+// set makes the identity a verified token's.
+func (id *identity) set(res *Result) { id.res = res }
 
 // placeholder answers every key under userPlaceholderPrefix: "id" is the
 // user_claim (never a claim named "id"), any other key the claim at that
-// dotted path rendered by RenderClaim, and an absent claim "".
+// dotted path rendered by RenderClaim, and an absent claim "". The claims
+// are decoded on the first key other than "id" (Result.Claims).
 func (id *identity) placeholder(key string) (any, bool) {
 	path, ok := strings.CutPrefix(key, userPlaceholderPrefix)
 	if !ok {
 		return nil, false
 	}
-	if path == "id" {
-		return id.id, true
+	if id.res == nil {
+		return "", true
 	}
-	v, found := LookupClaim(id.claims, path)
+	if path == "id" {
+		return id.res.userID, true
+	}
+	v, found := LookupClaim(id.res.Claims(), path)
 	if !found {
 		return "", true
 	}

@@ -118,11 +118,17 @@ func NewVerifier(issuers []*IssuerPolicy, opts VerifierOptions) *Verifier {
 
 // Result is a verified token.
 type Result struct {
+	// Token is the decoded token; nil for a result answered from the
+	// verified-token cache. Claims gives the claims of either.
 	Token *jose.JWS
 	// Issuer is the verifier's own copy of the issuer's policy; read only.
 	Issuer *IssuerPolicy
 	Key    *jose.Key
 	Expiry time.Time
+
+	payload []byte         // a cached result's verified payload
+	claims  map[string]any // Claims' decoding of payload
+	userID  string         // user_claim rendered, set by the authenticator
 }
 
 // The names of the verification steps, in the order they run, as the trace
