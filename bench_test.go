@@ -260,7 +260,7 @@ func BenchmarkCacheEntry(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		a := &authenticator{verifier: v, cache: c}
+		a := &authenticator{verifier: v, cache: c, cfg: &Config{}}
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
