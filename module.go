@@ -130,7 +130,9 @@ func (a *authenticator) verify(r *http.Request, token string) (*Result, error) {
 		return nil, err
 	}
 	if v, ok := LookupClaim(res.Claims(), a.cfg.userClaim()); ok {
-		res.userID = RenderClaim(v)
+		// A clone: the claim's text shares its memory with the whole decoded
+		// payload, which the cache entry must not keep a second copy of.
+		res.userID = strings.Clone(RenderClaim(v))
 	}
 	a.cache.put(slot, res)
 	return res, nil
