@@ -7,11 +7,13 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/sha256"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -28,29 +30,62 @@ import (
 // the physical floor) beside "verifier" (decode + key lookup + signature +
 // claims). Compare them with benchstat or by eye; never assert timings.
 
-// benchSetup returns a verifier trusting key and a realistic token it signed
-// (padded with a claim so the token is about tokenSize bytes).
-func benchSetup(b *testing.B, key *jwttest.Key, tokenSize int) (*Verifier, string) {
+// benchSetup returns a verifier trusting key and a token it signed: the
+// small claim set of jwttest.Claims, or with idp an IdP-shaped access token
+// of about 1 KiB (idpClaims).
+func benchSetup(b *testing.B, key *jwttest.Key, idp bool) (*Verifier, string) {
+	b.Helper()
+	v := benchVerifier(b, key)
+	tok := benchToken(b, key, idp, 0)
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		b.Fatalf("setup token does not verify: %v", err)
+	}
+	return v, tok
+}
+
+func benchVerifier(b *testing.B, key *jwttest.Key) *Verifier {
 	b.Helper()
 	set, _, err := parseKeySet(jwttest.JWKS(key), false)
 	if err != nil {
 		b.Fatal(err)
 	}
-	v := NewVerifier([]*IssuerPolicy{{
+	return NewVerifier([]*IssuerPolicy{{
 		Issuer: "https://idp.example/", Algorithms: jose.DefaultAlgorithms(), Audience: []string{"api"},
 		Keys: &staticKeySource{set: set},
 	}}, VerifierOptions{Leeway: 30 * time.Second})
+}
+
+// benchToken signs the i-th distinct token of its shape.
+func benchToken(b *testing.B, key *jwttest.Key, idp bool, i int) string {
+	b.Helper()
 	claims := jwttest.Claims("https://idp.example/", "api", time.Hour)
 	claims["scope"] = "read:docs write:docs"
-	tok := jwttest.Sign(b, key, nil, claims)
-	if pad := tokenSize - len(tok); pad > 0 {
-		claims["pad"] = strings.Repeat("x", pad*3/4)
-		tok = jwttest.Sign(b, key, nil, claims)
+	if idp {
+		claims = idpClaims(i, time.Now())
 	}
-	if _, err := v.Verify(context.Background(), tok); err != nil {
-		b.Fatalf("setup token does not verify: %v", err)
+	claims["jti"] = fmt.Sprintf("%08d-%s", i, claims["jti"])
+	return jwttest.Sign(b, key, nil, claims)
+}
+
+// idpClaims is an access token shaped like a Keycloak or Auth0 one: the
+// registered claims plus azp, sid, scope, roles, email and profile claims,
+// nested realm and resource roles; about 750 bytes of JSON. bench/gentokens
+// writes the same shape (-shape idp).
+func idpClaims(i int, now time.Time) map[string]any {
+	return map[string]any{
+		"exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "auth_time": now.Unix() - 60,
+		"jti": fmt.Sprintf("6f1c2a9e-%04x-4d1b-9c3e-58a7d0b1e2f4", i%0x10000),
+		"iss": "https://idp.example/", "aud": []string{"api", "account"},
+		"sub": fmt.Sprintf("f3b9c2d4-%04x-4a8e-b7d1-0c9e8f7a6b5d", i%0x10000),
+		"typ": "Bearer", "azp": "web-frontend", "sid": "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d", "acr": "1",
+		"allowed-origins": []string{"https://app.example.com"},
+		"realm_access":    map[string]any{"roles": []string{"offline_access", "uma_authorization", "default-roles-example", "editor"}},
+		"resource_access": map[string]any{"account": map[string]any{"roles": []string{"manage-account", "view-profile"}}},
+		"scope":           "openid profile email read:docs write:docs",
+		"email_verified":  true, "name": "Jane Q. Doe", "preferred_username": fmt.Sprintf("jane.doe%d", i),
+		"given_name": "Jane", "family_name": "Doe", "email": fmt.Sprintf("jane.doe%d@example.com", i),
+		"roles": []string{"editor", "viewer"},
 	}
-	return v, tok
 }
 
 func benchKeys(b *testing.B) map[string]*jwttest.Key {
@@ -64,7 +99,8 @@ func benchKeys(b *testing.B) map[string]*jwttest.Key {
 func BenchmarkVerify(b *testing.B) {
 	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
 		key := benchKeys(b)[alg]
-		v, tok := benchSetup(b, key, 0)
+		v, tok := benchSetup(b, key, false)
+		_, idpTok := benchSetup(b, key, true)
 		b.Run(alg+"/stdlib", func(b *testing.B) {
 			dot := strings.LastIndexByte(tok, '.')
 			input := tok[:dot]
@@ -77,15 +113,17 @@ func BenchmarkVerify(b *testing.B) {
 				}
 			}
 		})
-		b.Run(alg+"/verifier", func(b *testing.B) {
-			ctx := context.Background()
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := v.Verify(ctx, tok); err != nil {
-					b.Fatal(err)
+		for name, tok := range map[string]string{"verifier": tok, "verifier_idp": idpTok} {
+			b.Run(alg+"/"+name, func(b *testing.B) {
+				ctx := context.Background()
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := v.Verify(ctx, tok); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -106,7 +144,7 @@ func rawVerify(alg string, pub any, input string, sig []byte) bool {
 }
 
 func BenchmarkVerifyCached(b *testing.B) {
-	v, tok := benchSetup(b, jwttest.NewEC(b, "ES256", "ec"), 1024)
+	v, tok := benchSetup(b, jwttest.NewEC(b, "ES256", "ec"), true)
 	cache, err := newTokenCache(defaultCacheSize, 30*time.Second)
 	if err != nil {
 		b.Fatal(err)
@@ -115,10 +153,10 @@ func BenchmarkVerifyCached(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cache.put(tok, res)
+	cache.put(cache.slot(tok), res)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := cache.get(tok); !ok {
+		if _, ok := cache.get(cache.slot(tok)); !ok {
 			b.Fatal("cache miss")
 		}
 	}
@@ -132,7 +170,10 @@ func (bareHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyh
 }
 
 // BenchmarkServeHTTP measures the handler against a bare next handler, with
-// the token cache on (one repeated token) and off (full verification).
+// the token cache on (one repeated token) and off (cache_size 0: full
+// verification), for the IdP-shaped token and ("_small") the small one.
+// "placeholders" is the cached path with a next handler that reads two user
+// placeholders, as a header_up or a log would.
 func BenchmarkServeHTTP(b *testing.B) {
 	key := jwttest.NewEC(b, "ES256", "ec")
 	dir := b.TempDir()
@@ -140,12 +181,20 @@ func BenchmarkServeHTTP(b *testing.B) {
 	if err := os.WriteFile(jwksFile, jwttest.JWKS(key), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	tok := jwttest.Sign(b, key, nil, jwttest.Claims("https://idp.example/", "api", time.Hour))
+	tokens := map[bool]string{true: benchToken(b, key, true, 0), false: benchToken(b, key, false, 0)}
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
-	run := func(b *testing.B, h caddyhttp.MiddlewareHandler) {
+	readPlaceholders := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		if repl.ReplaceAll("{http.auth.user.id} {http.auth.user.email}", "") == " " {
+			b.Fatal("placeholders are empty")
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+	run := func(b *testing.B, h caddyhttp.MiddlewareHandler, tok string, next caddyhttp.Handler) {
 		b.ReportAllocs()
 		for b.Loop() {
 			req := httptest.NewRequest(http.MethodGet, "/", nil)
@@ -158,26 +207,75 @@ func BenchmarkServeHTTP(b *testing.B) {
 			}
 		}
 	}
-	b.Run("bare", func(b *testing.B) {
-		run(b, bareHandler{})
-	})
-	for _, size := range []int{defaultCacheSize, 0} {
-		name := "jwt_auth_cached"
-		if size == 0 {
-			name = "jwt_auth_uncached"
+	handler := func(b *testing.B, size int) *Handler {
+		h := &Handler{Config: Config{
+			Issuers:   []IssuerConfig{{Issuer: "https://idp.example/", JWKSFile: jwksFile, Audience: []string{"api"}}},
+			CacheSize: &size,
+		}}
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		b.Cleanup(cancel)
+		if err := h.Provision(ctx); err != nil {
+			b.Fatal(err)
 		}
-		b.Run(name, func(b *testing.B) {
-			h := &Handler{Config: Config{
-				Issuers:   []IssuerConfig{{Issuer: "https://idp.example/", JWKSFile: jwksFile, Audience: []string{"api"}}},
-				CacheSize: &size,
-			}}
-			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-			defer cancel()
-			if err := h.Provision(ctx); err != nil {
-				b.Fatal(err)
-			}
-			defer h.Cleanup()
-			run(b, h)
+		b.Cleanup(func() { _ = h.Cleanup() })
+		return h
+	}
+	b.Run("bare", func(b *testing.B) {
+		run(b, bareHandler{}, tokens[true], next)
+	})
+	for _, idp := range []bool{true, false} {
+		suffix := ""
+		if !idp {
+			suffix = "_small"
+		}
+		b.Run("jwt_auth_cached"+suffix, func(b *testing.B) {
+			run(b, handler(b, defaultCacheSize), tokens[idp], next)
+		})
+		b.Run("jwt_auth_uncached"+suffix, func(b *testing.B) {
+			run(b, handler(b, 0), tokens[idp], next)
 		})
 	}
+	b.Run("jwt_auth_cached_placeholders", func(b *testing.B) {
+		run(b, handler(b, defaultCacheSize), tokens[true], readPlaceholders)
+	})
+}
+
+// BenchmarkCacheEntry reports what one verified-token cache entry keeps on
+// the heap (B/entry, objects/entry: the GC's mark work for a full cache),
+// filling a default-size cache with distinct IdP-shaped tokens through the
+// handler's own verify path. Each token is a fresh copy, as a request's
+// header would be, so an entry that retains the token is charged for it.
+func BenchmarkCacheEntry(b *testing.B) {
+	const n = 2000
+	key := jwttest.NewEC(b, "ES256", "ec")
+	v := benchVerifier(b, key)
+	toks := make([]string, n)
+	for i := range toks {
+		toks[i] = benchToken(b, key, true, i)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	var perEntry, objects float64
+	for b.Loop() {
+		c, err := newTokenCache(defaultCacheSize, 30*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		a := &authenticator{verifier: v, cache: c, cfg: &Config{}}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for _, tok := range toks {
+			if _, err := a.verify(req, credential{token: strings.Clone(tok)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perEntry = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+		objects = float64(int64(after.HeapObjects)-int64(before.HeapObjects)) / n
+		runtime.KeepAlive(a)
+	}
+	b.ReportMetric(perEntry, "B/entry")
+	b.ReportMetric(objects, "objects/entry")
+	b.ReportMetric(float64(len(toks[0])), "token-bytes")
 }

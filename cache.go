@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/maypok86/otter/v2"
+
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 )
 
 // maxCachedTokenSize keeps the cache's memory bounded by bytes as well as
@@ -14,16 +16,43 @@ const maxCachedTokenSize = 4 << 10
 
 // tokenCache remembers verified tokens (docs/design.md "Verified-token cache"),
 // so a client repeating its token costs a hash and a lookup instead of a
-// signature check. Entries are keyed by SHA-256 of the token bytes, hold the
-// verification result, and count as hits only while the key that verified
-// them is still in the issuer's current set and exp (with leeway) is ahead.
-// Rejections are never cached. No expiry timer is configured: otter would
-// start a goroutine per cache for it, and the size bound plus the checks on
-// every hit already make stale entries harmless.
+// signature check. Entries are keyed by SHA-256 of the token bytes, hold what
+// the request path needs of the verification result (cachedToken), and count
+// as hits only while the key that verified them is still in the issuer's
+// current set and exp (with leeway) is ahead. Rejections are never cached.
+// No expiry timer is configured: otter would start a goroutine per cache for
+// it, and the size bound plus the checks on every hit already make stale
+// entries harmless.
 type tokenCache struct {
-	entries *otter.Cache[[sha256.Size]byte, *Result]
+	entries *otter.Cache[[sha256.Size]byte, cachedToken]
 	leeway  time.Duration
 	now     func() time.Time
+}
+
+// cachedToken is one cache entry, kept inline in otter's node. A full cache
+// holds many of them for as long as the process runs, so each costs the
+// garbage collector little: the verified payload as one pointer-free byte
+// slice (claims are decoded again only when a placeholder, a claim header or
+// the provider asks for them, see Result.Claims), the expiry as an integer,
+// and pointers only to the long-lived issuer policy and key, plus the user
+// id. A field the request path must check on every hit (a token binding's
+// thumbprint, say) belongs here too, as a string or fixed-size array.
+type cachedToken struct {
+	payload []byte        // the verified payload JSON; never modified
+	issuer  *IssuerPolicy // the verifier's own copy; read only
+	key     *jose.Key     // the key that verified the token
+	userID  string        // the user_claim rendered, "" when absent
+	binding binding       // the token's cnf: checked again on every hit
+	expSec  int64         // exp as Unix seconds and nanoseconds: no
+	expNsec int32         // *time.Location pointer, no overflow before year 9999
+}
+
+// cacheSlot is a token's place in the cache: its key, hashed once per
+// request for the lookup and reused by put on a miss. ok is false for a
+// token the cache never holds (too big, or caching disabled).
+type cacheSlot struct {
+	key [sha256.Size]byte
+	ok  bool
 }
 
 // newTokenCache returns nil when size is 0 (caching disabled).
@@ -31,37 +60,76 @@ func newTokenCache(size int, leeway time.Duration) (*tokenCache, error) {
 	if size <= 0 {
 		return nil, nil
 	}
-	c, err := otter.New(&otter.Options[[sha256.Size]byte, *Result]{MaximumSize: size})
+	c, err := otter.New(&otter.Options[[sha256.Size]byte, cachedToken]{MaximumSize: size})
 	if err != nil {
 		return nil, err
 	}
 	return &tokenCache{entries: c, leeway: leeway, now: time.Now}, nil
 }
 
-// get returns the cached result for token if it is still good.
-func (c *tokenCache) get(token string) (*Result, bool) {
+// slot hashes token, unless the cache would never hold it.
+func (c *tokenCache) slot(token string) cacheSlot {
 	if c == nil || len(token) > maxCachedTokenSize {
+		return cacheSlot{}
+	}
+	return cacheSlot{key: sha256Of(token), ok: true}
+}
+
+// sha256Of hashes s. The copy of a string into the []byte that
+// sha256.Sum256 takes is on the stack for any cacheable token, so a hit
+// allocates nothing for hashing.
+func sha256Of(s string) [sha256.Size]byte {
+	var buf [maxCachedTokenSize]byte
+	return sha256.Sum256(append(buf[:0], s...))
+}
+
+// get returns the cached result in slot if it is still good.
+func (c *tokenCache) get(s cacheSlot) (*Result, bool) {
+	if !s.ok {
 		return nil, false
 	}
-	key := sha256.Sum256([]byte(token))
-	res, ok := c.entries.GetIfPresent(key)
+	e, ok := c.entries.GetIfPresent(s.key)
 	if !ok {
 		cacheMiss()
 		return nil, false
 	}
-	if !res.Expiry.After(c.now().Add(-c.leeway)) || !res.Issuer.Keys.KeySet().Has(res.Key.Fingerprint()) {
-		c.entries.Invalidate(key)
+	exp := time.Unix(e.expSec, int64(e.expNsec))
+	if !exp.After(c.now().Add(-c.leeway)) || !e.issuer.Keys.KeySet().Has(e.key.Fingerprint()) {
+		c.entries.Invalidate(s.key)
 		cacheMiss()
 		return nil, false
 	}
 	cacheHit()
-	return res, true
+	return &Result{Issuer: e.issuer, Key: e.key, Expiry: exp, payload: e.payload, userID: e.userID, binding: e.binding}, true
 }
 
-// put remembers a verified token.
-func (c *tokenCache) put(token string, res *Result) {
-	if c == nil || len(token) > maxCachedTokenSize {
+// put remembers a verified token in slot.
+func (c *tokenCache) put(s cacheSlot, res *Result) {
+	if !s.ok {
 		return
 	}
-	c.entries.Set(sha256.Sum256([]byte(token)), res)
+	c.entries.Set(s.key, cachedToken{
+		payload: res.Token.Payload(), issuer: res.Issuer, key: res.Key,
+		userID: res.userID, binding: res.binding, expSec: res.Expiry.Unix(), expNsec: int32(res.Expiry.Nanosecond()),
+	})
+}
+
+// Claims returns the token's verified claims. A cached result decodes them
+// from its verified payload on the first call only, so a request pays for
+// the decoding when a placeholder, a claim header or the provider asks, and
+// at most once: every hit returns a Result of its own. The payload parsed
+// when it was verified and the parser is deterministic, so it parses again;
+// were it ever not to, the claims are empty rather than unverified.
+func (r *Result) Claims() map[string]any {
+	if r.Token != nil {
+		return r.Token.Claims
+	}
+	if r.claims == nil {
+		claims, err := jose.ParseObject(r.payload)
+		if err != nil {
+			claims = map[string]any{}
+		}
+		r.claims = claims
+	}
+	return r.claims
 }

@@ -83,8 +83,21 @@ func registerMetrics(ctx caddy.Context) error {
 	return nil
 }
 
+// passCounters are the requests_total series of the passing results,
+// resolved once, so a passing request adds to its counter without hashing
+// label values. Never written after init.
+var passCounters = map[string]prometheus.Counter{
+	resultAccepted:  requestsTotal.WithLabelValues(resultAccepted, reasonNone),
+	resultAnonymous: requestsTotal.WithLabelValues(resultAnonymous, reasonNone),
+	resultPreflight: requestsTotal.WithLabelValues(resultPreflight, reasonNone),
+}
+
 // observeRequest counts one request that reached the handler.
 func observeRequest(result string, reason Reason) {
+	if c, ok := passCounters[result]; ok && reason == "" {
+		c.Inc()
+		return
+	}
 	label := string(reason)
 	if label == "" {
 		label = reasonNone

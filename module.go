@@ -151,12 +151,14 @@ func (a *authenticator) dropClientIdentityHeaders(r *http.Request) {
 	}
 }
 
-// verify answers from the verified-token cache or runs the verifier. A
-// cache hit skips the signature and claims but never the binding checks:
-// the proof and the connection are new on every request.
+// verify answers from the verified-token cache or runs the verifier. The
+// token is hashed once, for the lookup and, on a miss, the insert. A cache
+// hit skips the signature and claims but never the binding checks: the
+// proof and the connection are new on every request.
 func (a *authenticator) verify(r *http.Request, cred credential) (*Result, error) {
 	p := presentationOf(r, cred)
-	if res, ok := a.cache.get(cred.token); ok {
+	slot := a.cache.slot(cred.token)
+	if res, ok := a.cache.get(slot); ok {
 		if err := a.verifier.checkBinding(res.Issuer, res.binding, p, nil); err != nil {
 			return nil, err
 		}
@@ -166,25 +168,30 @@ func (a *authenticator) verify(r *http.Request, cred credential) (*Result, error
 	if err != nil {
 		return nil, err
 	}
-	a.cache.put(cred.token, res)
+	if v, ok := LookupClaim(res.Claims(), a.cfg.userClaim()); ok {
+		// A clone: the claim's text shares its memory with the whole decoded
+		// payload, which the cache entry must not keep a second copy of.
+		res.userID = strings.Clone(RenderClaim(v))
+	}
+	a.cache.put(slot, res)
 	return res, nil
 }
 
 // publish exposes a verified token's claims to the rest of the route: as
-// the placeholders id answers, and as the claim headers.
+// the placeholders id answers, and as the claim headers. The claims of a
+// cached token are decoded only if a claim header or placeholder needs them.
 func (a *authenticator) publish(r *http.Request, id *identity, res *Result) {
-	claims := res.Token.Claims
-	userID := ""
-	if v, ok := LookupClaim(claims, a.cfg.userClaim()); ok {
-		userID = RenderClaim(v)
-	}
-	id.set(userID, claims)
+	id.set(res)
 	id.binding = res.Binding()
 	// A static value shadows every provider, so an identity set earlier in
 	// the route (basic_auth, another authentication) must not outlive ours.
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set(userPlaceholderPrefix+"id", userID)
+		repl.Set(userPlaceholderPrefix+"id", res.userID)
 	}
+	if len(a.cfg.ClaimHeaders) == 0 {
+		return
+	}
+	claims := res.Claims()
 	for _, ch := range a.cfg.ClaimHeaders {
 		v, ok := LookupClaim(claims, ch.Claim)
 		if !ok {
@@ -224,9 +231,8 @@ const identityVar = "jwt_auth.identity"
 // identity is the request's user as the {http.auth.user.*} placeholders see
 // it. The zero value is the anonymous user: every placeholder is "".
 type identity struct {
-	id      string
-	claims  map[string]any
-	binding string // {http.auth.binding}
+	res     *Result // the verified token; nil for the anonymous user
+	binding string  // {http.auth.binding}
 }
 
 // bindingPlaceholder is how the verified token was bound: bearer, dpop,
@@ -248,16 +254,14 @@ func requestIdentity(r *http.Request) *identity {
 	return id
 }
 
-// set makes the identity a verified token's: id from user_claim, claims
-// reachable by dotted path.
-func (id *identity) set(userID string, claims map[string]any) {
-	id.id, id.claims = userID, claims
-}
+// set makes the identity a verified token's.
+func (id *identity) set(res *Result) { id.res = res }
 
 // placeholder answers bindingPlaceholder and every key under
 // userPlaceholderPrefix: "id" is the
 // user_claim (never a claim named "id"), any other key the claim at that
-// dotted path rendered by RenderClaim, and an absent claim "".
+// dotted path rendered by RenderClaim, and an absent claim "". The claims
+// are decoded on the first key other than "id" (Result.Claims).
 func (id *identity) placeholder(key string) (any, bool) {
 	if key == bindingPlaceholder {
 		return id.binding, true
@@ -266,10 +270,13 @@ func (id *identity) placeholder(key string) (any, bool) {
 	if !ok {
 		return nil, false
 	}
-	if path == "id" {
-		return id.id, true
+	if id.res == nil {
+		return "", true
 	}
-	v, found := LookupClaim(id.claims, path)
+	if path == "id" {
+		return id.res.userID, true
+	}
+	v, found := LookupClaim(id.res.Claims(), path)
 	if !found {
 		return "", true
 	}

@@ -123,7 +123,7 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 // {http.auth.user.<dotted.path>}, and an absent claim is "". A claim named
 // "id" is left out so it can never replace the user id.
 func (p *Provider) userOf(res *Result) caddyauth.User {
-	claims := res.Token.Claims
+	claims := res.Claims()
 	user := caddyauth.User{Metadata: make(map[string]string, len(claims))}
 	if v, ok := LookupClaim(claims, p.userClaim()); ok {
 		user.ID = RenderClaim(v)

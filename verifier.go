@@ -168,6 +168,8 @@ func NewVerifier(issuers []*IssuerPolicy, opts VerifierOptions) *Verifier {
 
 // Result is a verified token.
 type Result struct {
+	// Token is the decoded token; nil for a result answered from the
+	// verified-token cache. Claims gives the claims of either.
 	Token *jose.JWS
 	// Issuer is the verifier's own copy of the issuer's policy; read only.
 	Issuer *IssuerPolicy
@@ -176,6 +178,10 @@ type Result struct {
 	// binding is the token's cnf, kept so that the binding checks run on
 	// every request, verified-token cache hits included.
 	binding binding
+
+	payload []byte         // a cached result's verified payload
+	claims  map[string]any // Claims' decoding of payload
+	userID  string         // user_claim rendered, set by the authenticator
 }
 
 // Binding is the {http.auth.binding} value of the verified token: bearer,

@@ -19,21 +19,29 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
 func main() {
 	alg := flag.String("alg", "ES256", "RS256, ES256 or EdDSA")
 	n := flag.Int("n", 1000, "number of distinct tokens")
+	shape := flag.String("shape", "small", "claim set: small (iss, sub, aud, scope, iat, exp: ~300 bytes) or idp (an IdP-shaped access token: ~1 KiB)")
 	out := flag.String("out", ".", "output directory")
 	flag.Parse()
-	if err := run(*alg, *n, *out); err != nil {
+	if *shape != "small" && *shape != "idp" {
+		fmt.Fprintln(os.Stderr, "gentokens: -shape must be small or idp")
+		os.Exit(2)
+	}
+	if err := run(*alg, *n, *shape, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "gentokens:", err)
 		os.Exit(1)
 	}
 }
 
-func run(alg string, n int, out string) error {
+func run(alg string, n int, shape, out string) error {
 	signer, jwk, err := newKey(alg)
 	if err != nil {
 		return err
@@ -42,28 +50,68 @@ func run(alg string, n int, out string) error {
 	if err := os.WriteFile(filepath.Join(out, "jwks.json"), jwks, 0o644); err != nil {
 		return err
 	}
+	enc := base64.RawURLEncoding
+	header, _ := json.Marshal(map[string]string{"alg": alg, "kid": "bench", "typ": "JWT"})
+	now := time.Now()
+	// Signing (RS256 above all) dominates: one worker per core.
+	tokens := make([]string, n)
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	workers := runtime.NumCPU()
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				claims, _ := json.Marshal(claimsOf(shape, i, now))
+				input := enc.EncodeToString(header) + "." + enc.EncodeToString(claims)
+				sig, err := signer(input)
+				if err != nil {
+					failed.Store(err)
+					return
+				}
+				tokens[i] = input + "." + enc.EncodeToString(sig)
+			}
+		})
+	}
+	wg.Wait()
+	if err, ok := failed.Load().(error); ok {
+		return err
+	}
 	f, err := os.Create(filepath.Join(out, "tokens.txt"))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	w := bufio.NewWriter(f)
-	enc := base64.RawURLEncoding
-	header, _ := json.Marshal(map[string]string{"alg": alg, "kid": "bench", "typ": "JWT"})
-	now := time.Now()
-	for i := range n {
-		claims, _ := json.Marshal(map[string]any{
-			"iss": "https://idp.example/", "sub": fmt.Sprintf("user-%d", i), "aud": "api",
-			"scope": "read:docs write:docs", "iat": now.Unix(), "exp": now.Add(2 * time.Hour).Unix(),
-		})
-		input := enc.EncodeToString(header) + "." + enc.EncodeToString(claims)
-		sig, err := signer(input)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "%s.%s\n", input, enc.EncodeToString(sig))
+	for _, t := range tokens {
+		fmt.Fprintln(w, t)
 	}
 	return w.Flush()
+}
+
+// claimsOf is the i-th token's claim set. idp is shaped like a Keycloak or
+// Auth0 access token (azp, sid, scope, roles, email, profile claims, nested
+// realm and resource roles), the same shape as the plugin's benchmarks use.
+func claimsOf(shape string, i int, now time.Time) map[string]any {
+	if shape == "small" {
+		return map[string]any{
+			"iss": "https://idp.example/", "sub": fmt.Sprintf("user-%d", i), "aud": "api",
+			"scope": "read:docs write:docs", "iat": now.Unix(), "exp": now.Add(2 * time.Hour).Unix(),
+		}
+	}
+	return map[string]any{
+		"exp": now.Add(2 * time.Hour).Unix(), "iat": now.Unix(), "auth_time": now.Unix() - 60,
+		"jti": fmt.Sprintf("6f1c2a9e-%08x-4d1b-9c3e-58a7d0b1e2f4", i),
+		"iss": "https://idp.example/", "aud": []string{"api", "account"},
+		"sub": fmt.Sprintf("f3b9c2d4-%08x-4a8e-b7d1-0c9e8f7a6b5d", i),
+		"typ": "Bearer", "azp": "web-frontend", "sid": "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d", "acr": "1",
+		"allowed-origins": []string{"https://app.example.com"},
+		"realm_access":    map[string]any{"roles": []string{"offline_access", "uma_authorization", "default-roles-example", "editor"}},
+		"resource_access": map[string]any{"account": map[string]any{"roles": []string{"manage-account", "view-profile"}}},
+		"scope":           "openid profile email read:docs write:docs",
+		"email_verified":  true, "name": "Jane Q. Doe", "preferred_username": fmt.Sprintf("jane.doe%d", i),
+		"given_name": "Jane", "family_name": "Doe", "email": fmt.Sprintf("jane.doe%d@example.com", i),
+		"roles": []string{"editor", "viewer"},
+	}
 }
 
 func newKey(alg string) (func(string) ([]byte, error), map[string]any, error) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -22,7 +23,8 @@ const MaxDepth = 32
 // "two different parsers see two different tokens" attacks start; this
 // small parser is why token bytes never go to encoding/json.
 func ParseObject(data []byte) (map[string]any, error) {
-	p := jsonParser{data: data}
+	p := newParser(data)
+	defer p.release()
 	v, err := p.document()
 	if err != nil {
 		return nil, err
@@ -35,7 +37,9 @@ func ParseObject(data []byte) (map[string]any, error) {
 // member named member. found is false when there is no such member or its
 // value is not an array. The spans alias data.
 func arrayMember(data []byte, member string) (elems []json.RawMessage, found bool, err error) {
-	p := jsonParser{data: data, member: member}
+	p := newParser(data)
+	defer p.release()
+	p.member = member
 	if _, err := p.document(); err != nil {
 		return nil, false, err
 	}
@@ -45,15 +49,52 @@ func arrayMember(data []byte, member string) (elems []json.RawMessage, found boo
 	return elems, p.found, nil
 }
 
+// jsonParser allocates little per document: every string and number it
+// returns is a substring of one copy of the input (text), and each object
+// or array is allocated once at its final size, its members gathered first
+// on stacks shared by the whole document.
 type jsonParser struct {
 	data []byte
+	text string // data as a string, made once
 	pos  int
+
+	members []member // the open objects' members, innermost last
+	elems   []any    // the open arrays' elements, innermost last
+	stacks  *parseStacks
 
 	// member, when set, names a top-level member whose array elements'
 	// byte spans are recorded in spans (found says it was an array).
 	member string
 	spans  [][2]int
 	found  bool
+}
+
+// member is one parsed object member; pos is where its name starts.
+type member struct {
+	name string
+	val  any
+	pos  int
+}
+
+// parseStacks are a parser's member and element stacks, reused across
+// documents: they hold nothing once a document is parsed.
+type parseStacks struct {
+	members []member
+	elems   []any
+}
+
+var stackPool = sync.Pool{New: func() any { return new(parseStacks) }}
+
+func newParser(data []byte) jsonParser {
+	st := stackPool.Get().(*parseStacks)
+	return jsonParser{data: data, text: string(data), members: st.members[:0], elems: st.elems[:0], stacks: st}
+}
+
+// release returns the stacks for the next document; the parser must not be
+// used afterwards.
+func (p *jsonParser) release() {
+	p.stacks.members, p.stacks.elems = p.members[:0], p.elems[:0]
+	stackPool.Put(p.stacks)
 }
 
 // document parses the whole input as one object and nothing else.
@@ -133,23 +174,25 @@ func (p *jsonParser) value(depth int) (any, error) {
 
 func (p *jsonParser) object(depth int) (any, error) {
 	p.pos++ // '{'
-	obj := make(map[string]any)
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
-		return obj, nil
+		return map[string]any{}, nil
 	}
+	base := len(p.members)
+	defer func() {
+		clear(p.members[base:])
+		p.members = p.members[:base]
+	}()
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
 			return nil, p.errorf("expected member name")
 		}
+		at := p.pos
 		name, err := p.string()
 		if err != nil {
 			return nil, err
-		}
-		if _, dup := obj[name]; dup {
-			return nil, p.errorf("duplicate member name %.64q", name)
 		}
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
@@ -166,7 +209,7 @@ func (p *jsonParser) object(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		obj[name] = v
+		p.members = append(p.members, member{name: name, val: v, pos: at})
 		p.skipSpace()
 		if p.pos >= len(p.data) {
 			return nil, p.errorf("unterminated object")
@@ -176,23 +219,41 @@ func (p *jsonParser) object(depth int) (any, error) {
 			p.pos++
 		case '}':
 			p.pos++
-			return obj, nil
+			return p.build(p.members[base:])
 		default:
 			return nil, p.errorf("expected ',' or '}'")
 		}
 	}
 }
 
+// build makes the object of members, refusing a duplicate name (at the
+// position of its second occurrence).
+func (p *jsonParser) build(members []member) (any, error) {
+	obj := make(map[string]any, len(members))
+	for _, m := range members {
+		if _, dup := obj[m.name]; dup {
+			p.pos = m.pos
+			return nil, p.errorf("duplicate member name %.64q", m.name)
+		}
+		obj[m.name] = m.val
+	}
+	return obj, nil
+}
+
 // array parses an array; when spans is not nil it also records where each
 // element starts and ends.
 func (p *jsonParser) array(depth int, spans *[][2]int) (any, error) {
 	p.pos++ // '['
-	arr := []any{}
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == ']' {
 		p.pos++
-		return arr, nil
+		return []any{}, nil
 	}
+	base := len(p.elems)
+	defer func() {
+		clear(p.elems[base:])
+		p.elems = p.elems[:base]
+	}()
 	for {
 		p.skipSpace()
 		start := p.pos
@@ -203,7 +264,7 @@ func (p *jsonParser) array(depth int, spans *[][2]int) (any, error) {
 		if spans != nil {
 			*spans = append(*spans, [2]int{start, p.pos})
 		}
-		arr = append(arr, v)
+		p.elems = append(p.elems, v)
 		p.skipSpace()
 		if p.pos >= len(p.data) {
 			return nil, p.errorf("unterminated array")
@@ -213,7 +274,7 @@ func (p *jsonParser) array(depth int, spans *[][2]int) (any, error) {
 			p.pos++
 		case ']':
 			p.pos++
-			return arr, nil
+			return append([]any(nil), p.elems[base:]...), nil
 		default:
 			return nil, p.errorf("expected ',' or ']'")
 		}
@@ -233,7 +294,7 @@ func (p *jsonParser) string() (string, error) {
 		case c == '"':
 			p.pos++
 			if !escaped {
-				return string(p.data[start+1 : p.pos-1]), nil
+				return p.text[start+1 : p.pos-1], nil
 			}
 			var s string
 			if err := json.Unmarshal(p.data[start:p.pos], &s); err != nil {
@@ -279,7 +340,7 @@ func (p *jsonParser) number() (any, error) {
 			return nil, p.errorf("bad number exponent")
 		}
 	}
-	return json.Number(p.data[start:p.pos]), nil
+	return json.Number(p.text[start:p.pos]), nil
 }
 
 func (p *jsonParser) digits() int {

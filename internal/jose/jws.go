@@ -134,16 +134,20 @@ func decodeSegments(token string) (*JWS, *Error) {
 	first := strings.IndexByte(token, '.')
 	last := strings.LastIndexByte(token, '.')
 	t := &JWS{signingInput: token[:last]}
-	header, err := strictB64.DecodeString(token[:first])
-	if err != nil {
-		return nil, malformed("header: %v", err)
+	// The three segments decode into one buffer: one allocation per token.
+	segs := [3]string{token[:first], token[first+1 : last], token[last+1:]}
+	buf := make([]byte, strictB64.DecodedLen(len(segs[0]))+strictB64.DecodedLen(len(segs[1]))+strictB64.DecodedLen(len(segs[2])))
+	var parts [3][]byte
+	for i, seg := range segs {
+		n, err := strictB64.Decode(buf, []byte(seg))
+		if err != nil {
+			return nil, malformed("%s: %v", [...]string{"header", "payload", "signature"}[i], err)
+		}
+		parts[i], buf = buf[:n:n], buf[n:]
 	}
-	if t.payload, err = strictB64.DecodeString(token[first+1 : last]); err != nil {
-		return nil, malformed("payload: %v", err)
-	}
-	if t.signature, err = strictB64.DecodeString(token[last+1:]); err != nil {
-		return nil, malformed("signature: %v", err)
-	}
+	header := parts[0]
+	t.payload, t.signature = parts[1], parts[2]
+	var err error
 	if t.Header, err = ParseObject(header); err != nil {
 		return nil, malformed("header: %v", err)
 	}
