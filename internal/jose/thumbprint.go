@@ -66,3 +66,23 @@ func literalJSON(s string) bool {
 	}
 	return true
 }
+
+// ThumbprintCovers reports whether jwk has exactly the members its RFC 7638
+// thumbprint hashes (RFC 7638 §3.2) and no other. For such a jwk, and when
+// Thumbprint accepts it, the thumbprint determines the whole jwk: every
+// member's value is hashed, written out without escaping, so two of them
+// with one thumbprint are the same jwk. A cache of imported keys may then
+// be keyed by the thumbprint alone.
+func ThumbprintCovers(jwk map[string]any) bool {
+	kty, _ := jwk["kty"].(string)
+	members := thumbprintMembers[kty]
+	if members == nil || len(jwk) != len(members) {
+		return false
+	}
+	for _, name := range members {
+		if _, ok := jwk[name]; !ok {
+			return false
+		}
+	}
+	return true
+}
