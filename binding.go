@@ -142,9 +142,10 @@ func presentationOf(r *http.Request, cred credential) *presentation {
 type dpopSettings struct {
 	algorithms []string
 	maxAge     time.Duration
-	nonces     *dpopNonces   // nil: no server nonces demanded
-	replay     *replayMemory // one per verifier, so per handler
-	replayFull func()        // warns when the replay memory refuses a proof
+	nonces     *dpopNonces    // nil: no server nonces demanded
+	replay     *replayMemory  // one per verifier, so per handler
+	replayFull func()         // warns when the replay memory refuses a proof
+	keys       *proofKeyCache // imported proof keys, one cache per verifier
 }
 
 // dpopMode and mtlsMode are the issuer's effective modes; a policy built
@@ -240,6 +241,7 @@ func (v *Verifier) checkProof(b binding, p *presentation) error {
 		Proof: p.proof, Method: p.method, URL: p.url, AccessToken: p.token,
 		JKT: b.jkt, Algorithms: v.dpop.algorithms, MaxAge: v.dpop.maxAge, Leeway: v.leeway,
 		Now: v.now(), Nonces: v.dpop.nonces, Replay: v.dpop.replay, ReplayFull: v.dpop.replayFull,
+		Keys: v.dpop.keys,
 	})
 	return err
 }

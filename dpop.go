@@ -59,6 +59,10 @@ type dpopCheck struct {
 	Now         time.Time
 	Nonces      *dpopNonces   // nil when no server nonce is demanded
 	Replay      *replayMemory // the handler's replay memory
+	// Keys, when set, remembers the public keys of accepted proofs so a
+	// client reusing its key is not imported again (dpop_keycache.go);
+	// nil imports every proof's jwk.
+	Keys *proofKeyCache
 	// ReplayFull, when set, is called when the replay memory refuses a
 	// proof for want of room, so the caller can log a warning.
 	ReplayFull func()
@@ -84,7 +88,7 @@ func verifyDPoPProof(c *dpopCheck) (string, error) {
 	if !slices.Contains(c.Algorithms, p.alg) || isSymmetricAlg(p.alg) {
 		return "", reject(ReasonDPoPProof, "alg %s is not an allowed proof algorithm", p.alg)
 	}
-	key, jkt, err := proofKey(p)
+	key, jkt, imported, err := c.proofKey(p)
 	if err != nil {
 		return "", err
 	}
@@ -107,41 +111,66 @@ func verifyDPoPProof(c *dpopCheck) (string, error) {
 		}
 		return "", reject(ReasonDPoPReplay, "replay memory full")
 	}
+	if imported {
+		// Only now: the key is bound to a verified token and has
+		// signed an accepted proof.
+		c.Keys.put(jkt, key)
+	}
 	return jkt, nil
 }
 
-// proofKey imports the header's jwk and returns it with its RFC 7638
+// proofKey returns the header's jwk as a public key with its RFC 7638
 // thumbprint. The key must be public, usable (the same rules as keys in a
 // key set: RSA ≥ 2048 bits, EC on its curve) and fit the proof's alg.
-func proofKey(p *decodedProof) (crypto.PublicKey, string, error) {
+// imported reports a key that was imported rather than found in c.Keys and
+// may be stored there once the proof is accepted.
+func (c *dpopCheck) proofKey(p *decodedProof) (key crypto.PublicKey, jkt string, imported bool, err error) {
 	member, ok := p.header["jwk"].(map[string]any)
 	if !ok {
-		return nil, "", reject(ReasonDPoPProof, "header jwk is missing or not an object")
+		return nil, "", false, reject(ReasonDPoPProof, "header jwk is missing or not an object")
 	}
+	// Before any cache lookup: a jwk with private parts is refused even
+	// when its public members are those of a remembered key.
 	for _, name := range privateJWKMembers {
 		if _, ok := member[name]; ok {
-			return nil, "", reject(ReasonDPoPProof, "header jwk has private member %q", name)
+			return nil, "", false, reject(ReasonDPoPProof, "header jwk has private member %q", name)
 		}
 	}
-	jkt, err := jose.Thumbprint(member)
-	if err != nil {
-		return nil, "", reject(ReasonDPoPProof, "header jwk: %v", err)
+	if jkt, err = jose.Thumbprint(member); err != nil {
+		return nil, "", false, reject(ReasonDPoPProof, "header jwk: %v", err)
 	}
+	cacheable := c.Keys != nil && jose.ThumbprintCovers(member)
+	found := false
+	if cacheable {
+		key, found = c.Keys.get(jkt)
+	}
+	if !found {
+		if key, err = importProofKey(member); err != nil {
+			return nil, "", false, err
+		}
+		imported = cacheable
+	}
+	// After the lookup: the key is bound to its alg, not to the first
+	// proof it came with.
+	if !jose.Fits(key, p.alg) {
+		return nil, "", false, reject(ReasonDPoPProof, "header jwk does not fit alg %s", p.alg)
+	}
+	return key, jkt, imported, nil
+}
+
+// importProofKey imports a proof's jwk with the same importer and usability
+// rules as keys in a key set; a symmetric key cannot prove possession, so
+// HMAC is never admitted.
+func importProofKey(member map[string]any) (crypto.PublicKey, error) {
 	raw, err := json.Marshal(member)
 	if err != nil {
-		return nil, "", reject(ReasonDPoPProof, "header jwk: %v", err)
+		return nil, reject(ReasonDPoPProof, "header jwk: %v", err)
 	}
-	// The same importer and usability rules as keys in a key set; a
-	// symmetric key cannot prove possession, so HMAC is never admitted.
 	key, _, err := jose.ImportJWK(raw, jose.ImportOptions{})
 	if err != nil {
-		return nil, "", reject(ReasonDPoPProof, "header jwk: %v", err)
+		return nil, reject(ReasonDPoPProof, "header jwk: %v", err)
 	}
-	if !jose.Fits(key.Public, p.alg) {
-		return nil, "", reject(ReasonDPoPProof, "header jwk does not fit alg %s", p.alg)
-	}
-	public := key.Public
-	return public, jkt, nil
+	return key.Public, nil
 }
 
 // checkClaims runs the claim checks of RFC 9449 §4.3 (checks 3, 8–12) and
@@ -176,16 +205,31 @@ func (c *dpopCheck) checkClaims(claims map[string]any) (string, error) {
 			return "", reject(ReasonDPoPNonce, "proof has no current server nonce")
 		}
 	}
-	if ath, ok := claims["ath"].(string); !ok || ath != accessTokenHash(c.AccessToken) {
+	if ath, ok := claims["ath"].(string); !ok || !athMatches(ath, c.AccessToken) {
 		return "", reject(ReasonDPoPProof, "ath does not match the access token")
 	}
 	return jti, nil
 }
 
+// athLen is the length of an ath: SHA-256 in unpadded base64url.
+const athLen = 43
+
 // accessTokenHash is the proof's ath for token (RFC 9449 §4.2).
 func accessTokenHash(token string) string {
+	var buf [athLen]byte
+	return string(encodeAccessTokenHash(&buf, token))
+}
+
+// athMatches reports whether ath is the hash of token, without allocating.
+func athMatches(ath, token string) bool {
+	var buf [athLen]byte
+	return len(ath) == athLen && string(encodeAccessTokenHash(&buf, token)) == ath
+}
+
+func encodeAccessTokenHash(buf *[athLen]byte, token string) []byte {
 	sum := sha256.Sum256([]byte(token))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
+	base64.RawURLEncoding.Encode(buf[:], sum[:])
+	return buf[:]
 }
 
 // rejectionDetail is the detail of a rejection from a shared check, whose

@@ -3,6 +3,7 @@ package jwtauth
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -257,24 +258,51 @@ func TestDPoPProofRejections(t *testing.T) {
 			proof:  func(t *testing.T) string { return es.sign(t, nil, nil) },
 			adjust: func(c *dpopCheck) { c.JKT = "" }},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := newTestCheck(tt.proof(t), es.jkt)
-			if tt.adjust != nil {
-				tt.adjust(c)
-			}
-			_, err := verifyDPoPProof(c)
-			if got := ReasonOf(err); got != tt.want {
-				t.Fatalf("reason = %q (%v), want %q", got, err, tt.want)
-			}
-			if !strings.Contains(err.Error(), tt.detail) {
-				t.Fatalf("refused for %q, want the rule about %q", err, tt.detail)
-			}
-			if n := c.Replay.len(); n != 0 {
-				t.Fatalf("a refused proof was remembered (%d entries)", n)
-			}
-		})
+	// Every case runs with no key cache and with one that already holds
+	// every usable key of the table, so no rule is skipped on a cache hit.
+	warm := warmProofKeyCache(t, es, es384, rs, ed)
+	for _, cache := range []*proofKeyCache{nil, warm} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/cached=%t", tt.name, cache != nil), func(t *testing.T) {
+				c := newTestCheck(tt.proof(t), es.jkt)
+				c.Keys = cache
+				if tt.adjust != nil {
+					tt.adjust(c)
+				}
+				_, err := verifyDPoPProof(c)
+				if got := ReasonOf(err); got != tt.want {
+					t.Fatalf("reason = %q (%v), want %q", got, err, tt.want)
+				}
+				if !strings.Contains(err.Error(), tt.detail) {
+					t.Fatalf("refused for %q, want the rule about %q", err, tt.detail)
+				}
+				if n := c.Replay.len(); n != 0 {
+					t.Fatalf("a refused proof was remembered (%d entries)", n)
+				}
+				if cache != nil && cache.len() != 4 {
+					t.Fatalf("a refused proof changed the key cache (%d entries, want 4)", cache.len())
+				}
+			})
+		}
 	}
+}
+
+// warmProofKeyCache returns a key cache holding keys, each stored by an
+// accepted proof.
+func warmProofKeyCache(t *testing.T, keys ...*testProofKey) *proofKeyCache {
+	t.Helper()
+	cache := newProofKeyCache(defaultProofKeyCapacity)
+	for _, k := range keys {
+		c := newTestCheck(k.sign(t, nil, nil), k.jkt)
+		c.Keys = cache
+		if _, err := verifyDPoPProof(c); err != nil {
+			t.Fatalf("warming the key cache: %v", err)
+		}
+	}
+	if cache.len() != len(keys) {
+		t.Fatalf("key cache holds %d keys, want %d", cache.len(), len(keys))
+	}
+	return cache
 }
 
 func TestDPoPProofWindowEdgesAndOptionalParts(t *testing.T) {

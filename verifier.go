@@ -134,6 +134,7 @@ func NewVerifier(issuers []*IssuerPolicy, opts VerifierOptions) *Verifier {
 	// A proof accepted at t has iat ≤ t + leeway and stays acceptable until
 	// iat + max_age + leeway: the window covers that (dpop_replay.go).
 	v.dpop.replay = newReplayMemory(dpopReplayCapacity, v.dpop.maxAge+2*v.leeway)
+	v.dpop.keys = newProofKeyCache(defaultProofKeyCapacity)
 	for _, r := range opts.Require {
 		v.require = append(v.require, ClaimRule{Claim: r.Claim, Values: slices.Clone(r.Values)})
 	}

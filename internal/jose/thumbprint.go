@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
-	"strings"
 )
 
 // thumbprintMembers lists, per kty, the members RFC 7638 §3.2 hashes, already
@@ -33,8 +32,10 @@ func Thumbprint(jwk map[string]any) (string, error) {
 	if members == nil {
 		return "", fmt.Errorf("jwk thumbprint: unsupported kty %.16q", kty)
 	}
-	var b strings.Builder
-	b.WriteByte('{')
+	// Sized for the largest common key (RSA 4096: n is 683 characters),
+	// so the JSON text is built without allocating; longer ones grow.
+	b := make([]byte, 0, 768)
+	b = append(b, '{')
 	for i, name := range members {
 		v, ok := jwk[name].(string)
 		if !ok || v == "" {
@@ -44,16 +45,16 @@ func Thumbprint(jwk map[string]any) (string, error) {
 			return "", fmt.Errorf("jwk thumbprint: %s member %q has characters that need JSON escaping", kty, name)
 		}
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		b.WriteByte('"')
-		b.WriteString(name)
-		b.WriteString(`":"`)
-		b.WriteString(v)
-		b.WriteByte('"')
+		b = append(b, '"')
+		b = append(b, name...)
+		b = append(b, `":"`...)
+		b = append(b, v...)
+		b = append(b, '"')
 	}
-	b.WriteByte('}')
-	sum := sha256.Sum256([]byte(b.String()))
+	b = append(b, '}')
+	sum := sha256.Sum256(b)
 	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
 }
 
@@ -61,6 +62,26 @@ func Thumbprint(jwk map[string]any) (string, error) {
 func literalJSON(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// ThumbprintCovers reports whether jwk has exactly the members its RFC 7638
+// thumbprint hashes (RFC 7638 §3.2) and no other. For such a jwk, and when
+// Thumbprint accepts it, the thumbprint determines the whole jwk: every
+// member's value is hashed, written out without escaping, so two of them
+// with one thumbprint are the same jwk. A cache of imported keys may then
+// be keyed by the thumbprint alone.
+func ThumbprintCovers(jwk map[string]any) bool {
+	kty, _ := jwk["kty"].(string)
+	members := thumbprintMembers[kty]
+	if members == nil || len(jwk) != len(members) {
+		return false
+	}
+	for _, name := range members {
+		if _, ok := jwk[name]; !ok {
 			return false
 		}
 	}

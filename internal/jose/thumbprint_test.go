@@ -123,3 +123,31 @@ func TestThumbprintRefuses(t *testing.T) {
 		})
 	}
 }
+
+func TestThumbprintCovers(t *testing.T) {
+	tests := []struct {
+		name string
+		jwk  map[string]any
+		want bool
+	}{
+		{"EC members only", map[string]any{"kty": "EC", "crv": "P-256", "x": "a", "y": "b"}, true},
+		{"RSA members only", map[string]any{"kty": "RSA", "n": "a", "e": "AQAB"}, true},
+		{"OKP members only", map[string]any{"kty": "OKP", "crv": "Ed25519", "x": "a"}, true},
+		{"EC with kid", map[string]any{"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "kid": "1"}, false},
+		{"EC with alg", map[string]any{"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "alg": "ES256"}, false},
+		{"EC with d", map[string]any{"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "d": "c"}, false},
+		{"RSA with use", map[string]any{"kty": "RSA", "n": "a", "e": "AQAB", "use": "sig"}, false},
+		{"EC without y", map[string]any{"kty": "EC", "crv": "P-256", "x": "a"}, false},
+		{"EC with y swapped for another member", map[string]any{"kty": "EC", "crv": "P-256", "x": "a", "Y": "b"}, false},
+		{"oct", map[string]any{"kty": "oct", "k": "a"}, false},
+		{"no kty", map[string]any{"crv": "P-256", "x": "a", "y": "b"}, false},
+		{"kty not a string", map[string]any{"kty": 1, "crv": "P-256", "x": "a", "y": "b"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ThumbprintCovers(tt.jwk); got != tt.want {
+				t.Fatalf("ThumbprintCovers = %t, want %t", got, tt.want)
+			}
+		})
+	}
+}
