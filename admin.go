@@ -141,7 +141,7 @@ func roundMillis(secs float64) float64 { return math.Round(secs*1000) / 1000 }
 
 // verifiableAlgorithms lists, sorted, the algorithms some key of set can
 // verify, by the same fit rule as key selection.
-func verifiableAlgorithms(set *KeySet) []string {
+func verifiableAlgorithms(set *keySet) []string {
 	names := []string{}
 	for _, name := range jose.KnownAlgorithms() {
 		if slices.ContainsFunc(set.Keys, func(k *jose.Key) bool { return k.Fits(name) }) {

@@ -90,7 +90,7 @@ type verdict struct {
 	// preflight, report_only, or the refusing reason's label.
 	result string
 	// res is the verified token of an accepted request.
-	res *Result
+	res *verifiedToken
 	// rej is why the request is refused; nil when it passes.
 	rej *Rejection
 	// reported is the rejection a report-only handler lets pass: what it
@@ -413,7 +413,7 @@ const (
 func (a *authenticator) retryAfterSeconds() int {
 	soonest := maxRetryAfter
 	for _, f := range a.sources {
-		if f.KeySet() == nil {
+		if f.keySet() == nil {
 			soonest = min(soonest, f.RetryAfter())
 		}
 	}

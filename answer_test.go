@@ -155,7 +155,7 @@ func TestRequestIdentityIsSharedAndTotal(t *testing.T) {
 	if second != first {
 		t.Fatal("a second handler on the request installed another identity")
 	}
-	second.set(&Result{userID: "alice", claims: map[string]any{"id": "evil", "org": map[string]any{"name": "acme"}}})
+	second.set(&verifiedToken{userID: "alice", claims: map[string]any{"id": "evil", "org": map[string]any{"name": "acme"}}})
 	for key, want := range map[string]string{"http.auth.user.id": "alice", "http.auth.user.org.name": "acme", "http.auth.user.org.x": ""} {
 		if v, _ := repl.GetString(key); v != want {
 			t.Errorf("%s = %q, want %q", key, v, want)

@@ -33,7 +33,7 @@ import (
 // benchSetup returns a verifier trusting key and a token it signed: the
 // small claim set of jwttest.Claims, or with idp an IdP-shaped access token
 // of about 1 KiB (idpClaims).
-func benchSetup(b *testing.B, key *jwttest.Key, idp bool) (*Verifier, string) {
+func benchSetup(b *testing.B, key *jwttest.Key, idp bool) (*tokenVerifier, string) {
 	b.Helper()
 	v := benchVerifier(b, key)
 	tok := benchToken(b, key, idp, 0)
@@ -43,16 +43,16 @@ func benchSetup(b *testing.B, key *jwttest.Key, idp bool) (*Verifier, string) {
 	return v, tok
 }
 
-func benchVerifier(b *testing.B, key *jwttest.Key) *Verifier {
+func benchVerifier(b *testing.B, key *jwttest.Key) *tokenVerifier {
 	b.Helper()
 	set, _, err := parseKeySet(jwttest.JWKS(key), false)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return NewVerifier([]*IssuerPolicy{{
+	return newTokenVerifier([]*issuerPolicy{{
 		Issuer: "https://idp.example/", Algorithms: jose.DefaultAlgorithms(), Audience: []string{"api"},
 		Keys: &staticKeySource{set: set},
-	}}, VerifierOptions{Leeway: 30 * time.Second})
+	}}, verifierOptions{Leeway: 30 * time.Second})
 }
 
 // benchToken signs the i-th distinct token of its shape.

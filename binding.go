@@ -149,15 +149,15 @@ type dpopSettings struct {
 }
 
 // dpopMode and mtlsMode are the issuer's effective modes; a policy built
-// directly (NewVerifier) without them gets the defaults.
-func (p *IssuerPolicy) dpopMode() string {
+// directly (newTokenVerifier) without them gets the defaults.
+func (p *issuerPolicy) dpopMode() string {
 	if p.DPoP == "" {
 		return defaultDPoPMode
 	}
 	return p.DPoP
 }
 
-func (p *IssuerPolicy) mtlsMode() string {
+func (p *issuerPolicy) mtlsMode() string {
 	if p.MTLS == "" {
 		return defaultMTLSMode
 	}
@@ -168,7 +168,7 @@ func (p *IssuerPolicy) mtlsMode() string {
 // modes, how the token was presented, then the DPoP proof and the client
 // certificate. It runs in the verifier's cnf step and again on every
 // verified-token cache hit. p nil is a Bearer presentation without TLS.
-func (v *Verifier) checkBinding(pol *IssuerPolicy, b binding, p *presentation, tr *trace) error {
+func (v *tokenVerifier) checkBinding(pol *issuerPolicy, b binding, p *presentation, tr *trace) error {
 	if p == nil {
 		p = &presentation{}
 	}
@@ -205,7 +205,7 @@ func (v *Verifier) checkBinding(pol *IssuerPolicy, b binding, p *presentation, t
 }
 
 // checkModes: the rules that depend on the modes and the scheme only.
-func checkModes(pol *IssuerPolicy, b binding, p *presentation) error {
+func checkModes(pol *issuerPolicy, b binding, p *presentation) error {
 	dpop, mtls := pol.dpopMode(), pol.mtlsMode()
 	switch {
 	case b.jkt != "" && dpop == modeOff:
@@ -230,7 +230,7 @@ func checkModes(pol *IssuerPolicy, b binding, p *presentation) error {
 }
 
 // checkProof runs the full proof check (dpop.go) for a DPoP-bound token.
-func (v *Verifier) checkProof(b binding, p *presentation) error {
+func (v *tokenVerifier) checkProof(b binding, p *presentation) error {
 	if p.proofErr != nil {
 		return p.proofErr
 	}
@@ -265,7 +265,7 @@ func certThumbprint(cert *x509.Certificate) string {
 }
 
 // nonceDetail says for the trace whether the proof's nonce was checked.
-func (v *Verifier) nonceDetail() string {
+func (v *tokenVerifier) nonceDetail() string {
 	if v.dpop.nonces == nil {
 		return "no server nonce demanded"
 	}

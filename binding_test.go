@@ -89,7 +89,7 @@ func TestCheckModes(t *testing.T) {
 		{name: "both bound, both allowed", mtls: modeAllowed, b: both, p: dpop},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			err := checkModes(&IssuerPolicy{DPoP: c.dpop, MTLS: c.mtls}, c.b, c.p)
+			err := checkModes(&issuerPolicy{DPoP: c.dpop, MTLS: c.mtls}, c.b, c.p)
 			if ReasonOf(err) != c.want {
 				t.Fatalf("reason %q (%v), want %q", ReasonOf(err), err, c.want)
 			}
@@ -124,7 +124,7 @@ func newTestCert(t *testing.T, cn string) *x509.Certificate {
 // TLS connection state, through the verifier's binding step.
 func TestMTLSBinding(t *testing.T) {
 	client, other := newTestCert(t, "client"), newTestCert(t, "other")
-	v := NewVerifier(nil, VerifierOptions{})
+	v := newTokenVerifier(nil, verifierOptions{})
 	bound := binding{x5t: certThumbprint(client)}
 	req := func(certs ...*x509.Certificate) *presentation {
 		r := httptest.NewRequest("GET", "https://api.example/x", nil)
@@ -157,7 +157,7 @@ func TestMTLSBinding(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tr := new(trace)
-			err := v.checkBinding(&IssuerPolicy{MTLS: c.mtls}, c.b, c.p, tr)
+			err := v.checkBinding(&issuerPolicy{MTLS: c.mtls}, c.b, c.p, tr)
 			if ReasonOf(err) != c.want {
 				t.Fatalf("reason %q (%v), want %q", ReasonOf(err), err, c.want)
 			}

@@ -33,13 +33,13 @@ type tokenCache struct {
 // holds many of them for as long as the process runs, so each costs the
 // garbage collector little: the verified payload as one pointer-free byte
 // slice (claims are decoded again only when a placeholder, a claim header or
-// the provider asks for them, see Result.Claims), the expiry as an integer,
+// the provider asks for them, see verifiedToken.Claims), the expiry as an integer,
 // and pointers only to the long-lived issuer policy and key, plus the user
 // id. A field the request path must check on every hit (a token binding's
 // thumbprint, say) belongs here too, as a string or fixed-size array.
 type cachedToken struct {
 	payload []byte        // the verified payload JSON; never modified
-	issuer  *IssuerPolicy // the verifier's own copy; read only
+	issuer  *issuerPolicy // the verifier's own copy; read only
 	key     *jose.Key     // the key that verified the token
 	userID  string        // the user_claim rendered, "" when absent
 	binding binding       // the token's cnf: checked again on every hit
@@ -84,7 +84,7 @@ func sha256Of(s string) [sha256.Size]byte {
 }
 
 // get returns the cached result in slot if it is still good.
-func (c *tokenCache) get(s cacheSlot) (*Result, bool) {
+func (c *tokenCache) get(s cacheSlot) (*verifiedToken, bool) {
 	if !s.ok {
 		return nil, false
 	}
@@ -94,17 +94,17 @@ func (c *tokenCache) get(s cacheSlot) (*Result, bool) {
 		return nil, false
 	}
 	exp := time.Unix(e.expSec, int64(e.expNsec))
-	if !exp.After(c.now().Add(-c.leeway)) || !e.issuer.Keys.KeySet().Has(e.key.Fingerprint()) {
+	if !exp.After(c.now().Add(-c.leeway)) || !e.issuer.Keys.keySet().Has(e.key.Fingerprint()) {
 		c.entries.Invalidate(s.key)
 		cacheMiss()
 		return nil, false
 	}
 	cacheHit()
-	return &Result{Issuer: e.issuer, Key: e.key, Expiry: exp, payload: e.payload, userID: e.userID, binding: e.binding}, true
+	return &verifiedToken{Issuer: e.issuer, Key: e.key, Expiry: exp, payload: e.payload, userID: e.userID, binding: e.binding}, true
 }
 
 // put remembers a verified token in slot.
-func (c *tokenCache) put(s cacheSlot, res *Result) {
+func (c *tokenCache) put(s cacheSlot, res *verifiedToken) {
 	if !s.ok {
 		return
 	}
@@ -117,10 +117,10 @@ func (c *tokenCache) put(s cacheSlot, res *Result) {
 // Claims returns the token's verified claims. A cached result decodes them
 // from its verified payload on the first call only, so a request pays for
 // the decoding when a placeholder, a claim header or the provider asks, and
-// at most once: every hit returns a Result of its own. The payload parsed
+// at most once: every hit returns a verifiedToken of its own. The payload parsed
 // when it was verified and the parser is deterministic, so it parses again;
 // were it ever not to, the claims are empty rather than unverified.
-func (r *Result) Claims() map[string]any {
+func (r *verifiedToken) Claims() map[string]any {
 	if r.Token != nil {
 		return r.Token.Claims
 	}

@@ -18,13 +18,13 @@ import (
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
 )
 
-// cacheFixture verifies a real token so the cache holds a real Result.
-func cacheFixture(t *testing.T, claims map[string]any) (*tokenCache, *staticKeySource, string, *Result, *jwttest.Key) {
+// cacheFixture verifies a real token so the cache holds a real verifiedToken.
+func cacheFixture(t *testing.T, claims map[string]any) (*tokenCache, *staticKeySource, string, *verifiedToken, *jwttest.Key) {
 	t.Helper()
 	key := jwttest.NewEC(t, "ES256", "k1")
 	src := &staticKeySource{set: loadTestSet(t, LoadOptions{}, key)}
-	v := NewVerifier([]*IssuerPolicy{{Issuer: "https://idp.example/", Algorithms: jose.DefaultAlgorithms(), Keys: src}},
-		VerifierOptions{Leeway: 30 * time.Second})
+	v := newTokenVerifier([]*issuerPolicy{{Issuer: "https://idp.example/", Algorithms: jose.DefaultAlgorithms(), Keys: src}},
+		verifierOptions{Leeway: 30 * time.Second})
 	tok := jwttest.Sign(t, key, nil, claims)
 	res, err := v.Verify(context.Background(), tok)
 	if err != nil {
@@ -67,7 +67,7 @@ func TestTokenCache(t *testing.T) {
 		first, _ := c.get(c.slot(tok))
 		second, _ := c.get(c.slot(tok))
 		if first == second {
-			t.Fatal("two hits share one Result")
+			t.Fatal("two hits share one verifiedToken")
 		}
 		m := first.Claims()
 		if reflect.ValueOf(first.Claims()).Pointer() != reflect.ValueOf(m).Pointer() {
@@ -99,7 +99,7 @@ func TestTokenCache(t *testing.T) {
 	t.Run("hit survives a re-fetch of the same keys", func(t *testing.T) {
 		c, src, tok, res, key := cacheFixture(t, claims())
 		c.put(c.slot(tok), res)
-		src.set = loadTestSet(t, LoadOptions{}, key) // new KeySet value, same key
+		src.set = loadTestSet(t, LoadOptions{}, key) // new keySet value, same key
 		if _, ok := c.get(c.slot(tok)); !ok {
 			t.Fatal("miss although the same key is still published")
 		}
@@ -130,7 +130,7 @@ func TestTokenCache(t *testing.T) {
 		if err != nil || c != nil {
 			t.Fatalf("want a nil cache, got %v %v", c, err)
 		}
-		c.put(c.slot("t"), &Result{}) // a nil cache is safe to use
+		c.put(c.slot("t"), &verifiedToken{}) // a nil cache is safe to use
 		if _, ok := c.get(c.slot("t")); ok {
 			t.Fatal("nil cache hit")
 		}
@@ -141,8 +141,8 @@ func TestTokenCache(t *testing.T) {
 // rejected token must be verified (and rejected) again every time.
 func TestVerifyNeverCachesRejections(t *testing.T) {
 	c, src, tok, _, _ := cacheFixture(t, jwttest.Claims("https://idp.example/", "", time.Hour))
-	v := NewVerifier([]*IssuerPolicy{{Issuer: "https://idp.example/", Algorithms: jose.DefaultAlgorithms(), Audience: []string{"other"}, Keys: src}},
-		VerifierOptions{})
+	v := newTokenVerifier([]*issuerPolicy{{Issuer: "https://idp.example/", Algorithms: jose.DefaultAlgorithms(), Audience: []string{"other"}, Keys: src}},
+		verifierOptions{})
 	a := &authenticator{verifier: v, cache: c}
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	for range 2 {

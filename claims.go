@@ -100,7 +100,7 @@ func (r ClaimRule) isScope() bool { return r.Claim == "scope" || r.Claim == "scp
 
 // Check returns a claim_mismatch rejection unless every value is present.
 func (r ClaimRule) Check(claims map[string]any) error {
-	have, found := LookupClaim(claims, r.Claim)
+	have, found := lookupClaim(claims, r.Claim)
 	if !found {
 		return r.mismatch("claim %s is absent", r.Claim)
 	}
@@ -130,7 +130,7 @@ func claimValues(v any, splitSpaces bool) []string {
 	case []any:
 		out := make([]string, 0, len(x))
 		for _, e := range x {
-			out = append(out, RenderClaim(e))
+			out = append(out, renderClaim(e))
 		}
 		return out
 	case string:
@@ -139,14 +139,14 @@ func claimValues(v any, splitSpaces bool) []string {
 		}
 		return []string{x}
 	default:
-		return []string{RenderClaim(x)}
+		return []string{renderClaim(x)}
 	}
 }
 
-// LookupClaim follows a dotted path (realm_access.roles) through nested
+// lookupClaim follows a dotted path (realm_access.roles) through nested
 // objects. A dot always means nesting; a claim whose own name contains a dot
 // is not reachable, which keeps the syntax unambiguous.
-func LookupClaim(claims map[string]any, path string) (any, bool) {
+func lookupClaim(claims map[string]any, path string) (any, bool) {
 	var cur any = claims
 	for part := range strings.SplitSeq(path, ".") {
 		obj, ok := cur.(map[string]any)
@@ -160,12 +160,12 @@ func LookupClaim(claims map[string]any, path string) (any, bool) {
 	return cur, true
 }
 
-// RenderClaim turns a claim value into placeholder and header text: strings
+// renderClaim turns a claim value into placeholder and header text: strings
 // as they are, numbers from their JSON text without exponent or rounding,
 // booleans as true/false, arrays of strings joined with "," (compact JSON if
 // an element itself holds a ","), anything else as compact JSON. JSON null
 // renders as the empty string, like an absent claim.
-func RenderClaim(v any) string {
+func renderClaim(v any) string {
 	switch x := v.(type) {
 	case nil:
 		return ""

@@ -8,7 +8,7 @@ import (
 )
 
 // claimFromJSON parses `{"v": text}` with the token parser and returns v, so
-// RenderClaim is tested on exactly the values a token yields (json.Number,
+// renderClaim is tested on exactly the values a token yields (json.Number,
 // []any, map[string]any), not on Go values a token can never produce.
 func claimFromJSON(t *testing.T, text string) any {
 	t.Helper()
@@ -60,8 +60,8 @@ func TestRenderClaim(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := RenderClaim(claimFromJSON(t, tc.json)); got != tc.want {
-				t.Fatalf("RenderClaim(%s) = %q, want %q", tc.json, got, tc.want)
+			if got := renderClaim(claimFromJSON(t, tc.json)); got != tc.want {
+				t.Fatalf("renderClaim(%s) = %q, want %q", tc.json, got, tc.want)
 			}
 		})
 	}
@@ -70,16 +70,16 @@ func TestRenderClaim(t *testing.T) {
 // TestRenderClaimHugeExponent: an exponent beyond any float64 keeps the JSON
 // text instead of padding without bound, and a large but sane one is exact.
 func TestRenderClaimHugeExponent(t *testing.T) {
-	if got := RenderClaim(claimFromJSON(t, `1e401`)); got != "1e401" {
+	if got := renderClaim(claimFromJSON(t, `1e401`)); got != "1e401" {
 		t.Fatalf("1e401 rendered as %.40q", got)
 	}
-	if got := RenderClaim(claimFromJSON(t, `1e400`)); got != "1"+strings.Repeat("0", 400) {
+	if got := renderClaim(claimFromJSON(t, `1e400`)); got != "1"+strings.Repeat("0", 400) {
 		t.Fatalf("1e400 rendered as %.40q…", got)
 	}
-	if got := RenderClaim(claimFromJSON(t, `1e-5`)); got != "0.00001" {
+	if got := renderClaim(claimFromJSON(t, `1e-5`)); got != "0.00001" {
 		t.Fatalf("1e-5 rendered as %q", got)
 	}
-	if got := RenderClaim(claimFromJSON(t, `1e00000000000000000000000000002`)); got != "100" {
+	if got := renderClaim(claimFromJSON(t, `1e00000000000000000000000000002`)); got != "100" {
 		t.Fatalf("1e0…2 rendered as %q", got)
 	}
 }
@@ -118,12 +118,12 @@ func TestLookupClaim(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run("path "+tc.path, func(t *testing.T) {
-			v, found := LookupClaim(claims, tc.path)
+			v, found := lookupClaim(claims, tc.path)
 			if found != tc.found {
 				t.Fatalf("found = %v, want %v", found, tc.found)
 			}
-			if found && RenderClaim(v) != tc.want {
-				t.Fatalf("value %q, want %q", RenderClaim(v), tc.want)
+			if found && renderClaim(v) != tc.want {
+				t.Fatalf("value %q, want %q", renderClaim(v), tc.want)
 			}
 		})
 	}

@@ -430,21 +430,21 @@ func newCLILogger(w io.Writer) *zap.Logger {
 
 // staticKeys is a keySource over a set loaded once: the CLI has no
 // background loader, so an unknown kid is final.
-type staticKeys struct{ set *KeySet }
+type staticKeys struct{ set *keySet }
 
-func (s staticKeys) KeySet() *KeySet                              { return s.set }
+func (s staticKeys) keySet() *keySet                              { return s.set }
 func (s staticKeys) KeysWanted()                                  {}
-func (s staticKeys) RefreshForUnknownKid(context.Context) *KeySet { return s.set }
+func (s staticKeys) RefreshForUnknownKid(context.Context) *keySet { return s.set }
 func (s staticKeys) RetryAfter() time.Duration                    { return 0 }
 
 // loadKeysOnce reads a key source one time with the handler's own source
 // code, without its background loader and without storage (the CLI never
 // persists). It returns the set and where it came from.
-func loadKeysOnce(ctx context.Context, sc sourceConfig, logger *zap.Logger) (*KeySet, string, error) {
+func loadKeysOnce(ctx context.Context, sc sourceConfig, logger *zap.Logger) (*keySet, string, error) {
 	src := newKeySource(sc, &sourceUser{logger: logger, tuning: sc.sourceTuning})
 	defer src.Destruct()
 	err := src.loadOnce(ctx)
-	return src.KeySet(), src.status(time.Now()).URL, err
+	return src.keySet(), src.status(time.Now()).URL, err
 }
 
 // report prints the trace, one pass/FAIL line per step the verifier ran,

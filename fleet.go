@@ -181,7 +181,7 @@ func (s *urlSource) useStored(ctx context.Context, storage certmagic.Storage, tu
 // savesFetch is the fleet rule: whether a valid record another instance
 // stored makes this refresh's fetch unnecessary. cur is the set served now
 // (nil: none), newer whether rec was fetched after it.
-func savesFetch(rec *storedKeySet, set *KeySet, cur *keyState, newer bool, cause refreshCause, tuning sourceTuning, now time.Time) bool {
+func savesFetch(rec *storedKeySet, set *keySet, cur *keyState, newer bool, cause refreshCause, tuning sourceTuning, now time.Time) bool {
 	age := now.Sub(rec.FetchedAt)
 	if cause == causeUnknownKid {
 		if age < tuning.MinRefreshInterval {
@@ -196,7 +196,7 @@ func savesFetch(rec *storedKeySet, set *KeySet, cur *keyState, newer bool, cause
 // adopt serves a set another instance fetched and stored, as if this
 // instance had fetched it then: max_stale and the backoff restart from the
 // record, and the next conditional request carries its ETag.
-func (s *urlSource) adopt(rec *storedKeySet, set *KeySet) {
+func (s *urlSource) adopt(rec *storedKeySet, set *keySet) {
 	s.origin.replace(rec.URL, rec.ETag, []byte(rec.Body))
 	s.install(set, "stored", rec.URL, rec.FetchedAt)
 	s.sched.succeeded()

@@ -109,7 +109,7 @@ func TestFleetUnknownKidRule(t *testing.T) {
 		name  string
 		cause refreshCause
 		age   time.Duration
-		set   *KeySet
+		set   *keySet
 		newer bool
 		want  bool
 	}{
@@ -141,18 +141,18 @@ func TestFleetUnknownKidRotation(t *testing.T) {
 	// Within min_refresh_interval of a's fetch, b's unknown kid uses the
 	// stored set: the fleet fetched it just now.
 	b.refresh(causeUnknownKid)
-	if srv.Hits() != 1 || b.KeySet().Select("k2", "ES256") != nil {
+	if srv.Hits() != 1 || b.keySet().Select("k2", "ES256") != nil {
 		t.Fatalf("%d fetches, want 1 (k2 cannot be known yet)", srv.Hits())
 	}
 	time.Sleep(sc.MinRefreshInterval)
 	b.refresh(causeUnknownKid)
-	if srv.Hits() != 2 || b.KeySet().Select("k2", "ES256") == nil {
+	if srv.Hits() != 2 || b.keySet().Select("k2", "ES256") == nil {
 		t.Fatalf("%d fetches, k2 not found after min_refresh_interval", srv.Hits())
 	}
 	// a finds the new key in the record b stored: no fetch.
 	a.refresh(causeUnknownKid)
-	if srv.Hits() != 2 || a.KeySet().Select("k2", "ES256") == nil {
-		t.Fatalf("%d fetches, want 2; a has k2: %v", srv.Hits(), a.KeySet().Select("k2", "ES256") != nil)
+	if srv.Hits() != 2 || a.keySet().Select("k2", "ES256") == nil {
+		t.Fatalf("%d fetches, want 2; a has k2: %v", srv.Hits(), a.keySet().Select("k2", "ES256") != nil)
 	}
 }
 
@@ -228,7 +228,7 @@ func TestFleetStorageFailureFetchesAloneAndWarnsOncePerEpisode(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if res := s.refresh(causeScheduled); res.err != nil || s.KeySet() == nil || srv.Hits() != i+1 {
+		if res := s.refresh(causeScheduled); res.err != nil || s.keySet() == nil || srv.Hits() != i+1 {
 			t.Fatalf("refresh %d: %v, %d fetches", i, res.err, srv.Hits())
 		}
 	}
@@ -260,7 +260,7 @@ func TestFleetCoincidingRefreshesFetchOnce(t *testing.T) {
 	for range n {
 		m := newFleetMember(t, sc, store)
 		wg.Go(func() {
-			if res := m.refresh(causeStart); res.err != nil || m.KeySet() == nil {
+			if res := m.refresh(causeStart); res.err != nil || m.keySet() == nil {
 				t.Errorf("refresh: %v", res.err)
 			}
 		})

@@ -49,7 +49,7 @@ func FuzzVerify(f *testing.F) {
 	set := loadTestSet(f, LoadOptions{AllowHMAC: true}, signers...)
 	policy, _ := testPolicy(set)
 	policy.Audience = []string{"api"}
-	v := testVerifier(VerifierOptions{Leeway: testLeeway, Require: []ClaimRule{{Claim: "scope", Values: []string{"read"}}}}, policy)
+	v := testVerifier(verifierOptions{Leeway: testLeeway, Require: []ClaimRule{{Claim: "scope", Values: []string{"read"}}}}, policy)
 	claims := string(rawClaims(f, testClaims(map[string]any{"aud": "api", "scope": "read write"}), nil))
 
 	for i, k := range signers {

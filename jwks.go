@@ -34,9 +34,9 @@ const (
 // and fileSource are the module's implementations; the CLI uses a set loaded
 // once.
 type keySource interface {
-	// KeySet is a pure read: the usable set, or nil while the issuer has
+	// keySet is a pure read: the usable set, or nil while the issuer has
 	// none (never loaded, or dropped after max_stale).
-	KeySet() *KeySet
+	keySet() *keySet
 	// KeysWanted tells the source that a request found no set, so it may
 	// wake its loader (at most once per min_refresh_interval). It never
 	// blocks.
@@ -44,7 +44,7 @@ type keySource interface {
 	// RefreshForUnknownKid is a coalesced, rate-limited re-fetch for a
 	// token whose key is not in the set. It waits at most fetch_timeout and
 	// returns the set to try again with, possibly the same one.
-	RefreshForUnknownKid(ctx context.Context) *KeySet
+	RefreshForUnknownKid(ctx context.Context) *keySet
 	// RetryAfter is how long until the source next tries to load keys,
 	// for the Retry-After header of a 503.
 	RetryAfter() time.Duration
@@ -178,7 +178,7 @@ func newKeySource(sc sourceConfig, first *sourceUser) pooledSource {
 
 // keyState is a loaded key set and when its source last vouched for it.
 type keyState struct {
-	set       *KeySet
+	set       *keySet
 	fetchedAt time.Time // last 200 or 304, or when the file content was read (for a stored set: as stored)
 	source    string    // "fetched", "stored" or "file"
 	url       string
@@ -207,7 +207,7 @@ func (b *sourceBase) storage() certmagic.Storage { return b.users.newest().stora
 func (b *sourceBase) tuning() sourceTuning       { return b.users.newest().tuning }
 
 // install replaces the current set and logs which kids came and went.
-func (b *sourceBase) install(set *KeySet, source, from string, fetchedAt time.Time) {
+func (b *sourceBase) install(set *keySet, source, from string, fetchedAt time.Time) {
 	old := b.state.Swap(&keyState{set: set, fetchedAt: fetchedAt, source: source, url: from})
 	added, removed := diffKids(old, set)
 	if len(added) > 0 || len(removed) > 0 {
@@ -219,7 +219,7 @@ func (b *sourceBase) install(set *KeySet, source, from string, fetchedAt time.Ti
 
 // diffKids names the keys (by kid) that set adds to and removes from old,
 // comparing key material so a re-used kid with a new key counts as both.
-func diffKids(old *keyState, set *KeySet) (added, removed []string) {
+func diffKids(old *keyState, set *keySet) (added, removed []string) {
 	before := map[string]bool{}
 	if old != nil {
 		for _, k := range old.set.Keys {

@@ -4,25 +4,25 @@ import (
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 )
 
-// KeySet is an immutable set of usable keys of one key source, in the
+// keySet is an immutable set of usable keys of one key source, in the
 // order they were published. Keys must not be modified after the set is
 // built: the verifier and the verified-token cache read it concurrently.
-type KeySet struct {
+type keySet struct {
 	Keys         []*jose.Key
 	fingerprints map[string]bool
 }
 
 // parseKeySet imports a JWKS document or PEM data (see jose.ParseKeys for
-// the usability rules) into a KeySet. allowHMAC admits "oct" keys, which
+// the usability rules) into a keySet. allowHMAC admits "oct" keys, which
 // only a local jwks_file whose issuer lists an HS* algorithm may contribute
 // (docs/design.md "Key sources"). Unusable keys are skipped with a warning; an error means
 // the data as a whole is unreadable or holds no usable key.
-func parseKeySet(data []byte, allowHMAC bool) (*KeySet, []string, error) {
+func parseKeySet(data []byte, allowHMAC bool) (*keySet, []string, error) {
 	keys, warnings, err := jose.ParseKeys(data, jose.ImportOptions{AllowHMAC: allowHMAC})
 	if err != nil {
 		return nil, warnings, err
 	}
-	set := &KeySet{Keys: keys, fingerprints: make(map[string]bool, len(keys))}
+	set := &keySet{Keys: keys, fingerprints: make(map[string]bool, len(keys))}
 	for _, k := range keys {
 		set.fingerprints[k.Fingerprint()] = true
 	}
@@ -30,7 +30,7 @@ func parseKeySet(data []byte, allowHMAC bool) (*KeySet, []string, error) {
 }
 
 // Kids returns the key ids of the set, in order ("" for a key without one).
-func (s *KeySet) Kids() []string {
+func (s *keySet) Kids() []string {
 	if s == nil {
 		return nil
 	}
@@ -42,7 +42,7 @@ func (s *KeySet) Kids() []string {
 }
 
 // Has reports whether the set still holds a key with this fingerprint.
-func (s *KeySet) Has(fingerprint string) bool {
+func (s *keySet) Has(fingerprint string) bool {
 	return s != nil && s.fingerprints[fingerprint]
 }
 
@@ -51,7 +51,7 @@ func (s *KeySet) Has(fingerprint string) bool {
 // kid equals the token's, plus the set's only key if it has no kid; of
 // those, the first whose type fits alg and whose own alg, if any, equals
 // it. A token without kid uses the only key fitting its alg.
-func (s *KeySet) Select(kid, alg string) *jose.Key {
+func (s *keySet) Select(kid, alg string) *jose.Key {
 	if s == nil {
 		return nil
 	}

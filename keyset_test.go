@@ -14,7 +14,7 @@ import (
 )
 
 // The import rules themselves are tested in internal/jose (key_test.go);
-// these tests cover what KeySet adds: order, fingerprints and selection on
+// these tests cover what keySet adds: order, fingerprints and selection on
 // a set, and parseKeySet's mapping of allowHMAC.
 
 // LoadOptions is what the root tests pass to loadTestSet.
@@ -110,7 +110,7 @@ func TestKeySetFingerprints(t *testing.T) {
 	if s1.Keys[0].Fingerprint() == s1.Keys[1].Fingerprint() {
 		t.Fatal("same material under two kids has one fingerprint")
 	}
-	var nilSet *KeySet
+	var nilSet *keySet
 	if nilSet.Has(s1.Keys[0].Fingerprint()) || nilSet.Kids() != nil || nilSet.Select("a", "ES256") != nil {
 		t.Fatal("a nil set must hold nothing")
 	}

@@ -45,13 +45,13 @@ func TestLimitJWKSBodyIsOneMiB(t *testing.T) {
 	srv := jwttest.NewServer(t, key)
 	srv.SetBody(paddedJWKS(t, key, maxJWKSBytes))
 	f := newTestSource(t, testSource(srv.JWKSURL()), nil)
-	if res := f.fetchOnce(); res.err != nil || f.KeySet().Select("k1", "ES256") == nil {
+	if res := f.fetchOnce(); res.err != nil || f.keySet().Select("k1", "ES256") == nil {
 		t.Fatalf("JWKS of exactly 1 MiB: %v", res.err)
 	}
 	srv.SetBody(paddedJWKS(t, key, maxJWKSBytes+1))
 	f = newTestSource(t, testSource(srv.JWKSURL()), nil)
-	if res := f.fetchOnce(); res.err == nil || !strings.Contains(res.err.Error(), "larger than") || f.KeySet() != nil {
-		t.Fatalf("JWKS of 1 MiB + 1 byte: err %v, set %v", res.err, f.KeySet())
+	if res := f.fetchOnce(); res.err == nil || !strings.Contains(res.err.Error(), "larger than") || f.keySet() != nil {
+		t.Fatalf("JWKS of 1 MiB + 1 byte: err %v, set %v", res.err, f.keySet())
 	}
 	// Huge mode: a valid set far over the cap, read only up to the cap.
 	srv.SetMode(jwttest.Huge)
@@ -88,13 +88,13 @@ func TestLimitDiscoveryDocumentIs256KiB(t *testing.T) {
 	sc.Issuer = srv.URL
 	setDoc(maxDiscoveryBytes)
 	f := newTestSource(t, sc, nil)
-	if res := f.fetchOnce(); res.err != nil || f.KeySet().Select("k1", "ES256") == nil {
+	if res := f.fetchOnce(); res.err != nil || f.keySet().Select("k1", "ES256") == nil {
 		t.Fatalf("discovery document of exactly 256 KiB: %v", res.err)
 	}
 	setDoc(maxDiscoveryBytes + 1)
 	hits := keys.Hits()
 	f = newTestSource(t, sc, nil)
-	if res := f.fetchOnce(); res.err == nil || !strings.Contains(res.err.Error(), "larger than") || f.KeySet() != nil {
+	if res := f.fetchOnce(); res.err == nil || !strings.Contains(res.err.Error(), "larger than") || f.keySet() != nil {
 		t.Fatalf("discovery document of 256 KiB + 1: %v", res.err)
 	}
 	if keys.Hits() != hits {
@@ -118,7 +118,7 @@ func TestLimitHundredKeysPerRemoteSet(t *testing.T) {
 	if res := f.fetchOnce(); res.err != nil {
 		t.Fatal(res.err)
 	}
-	v := NewVerifier([]*IssuerPolicy{{Issuer: "https://idp.example/", Algorithms: []string{"ES256"}, Keys: f}}, VerifierOptions{})
+	v := newTokenVerifier([]*issuerPolicy{{Issuer: "https://idp.example/", Algorithms: []string{"ES256"}, Keys: f}}, verifierOptions{})
 	sign := func(kid string) string {
 		k := *base
 		k.Kid = kid
@@ -165,12 +165,12 @@ func TestLimitRedirectFromHTTPSToHTTP(t *testing.T) {
 
 	f := newTestSource(t, testSource(srv.URL+"/moved"), nil)
 	trust(f)
-	if res := f.fetchOnce(); res.err != nil || f.KeySet() == nil {
+	if res := f.fetchOnce(); res.err != nil || f.keySet() == nil {
 		t.Fatalf("https same-host redirect: %v", res.err)
 	}
 	f = newTestSource(t, testSource(srv.URL+"/to-http"), nil)
 	trust(f)
-	if res := f.fetchOnce(); res.err == nil || !strings.Contains(res.err.Error(), "https to http") || f.KeySet() != nil {
+	if res := f.fetchOnce(); res.err == nil || !strings.Contains(res.err.Error(), "https to http") || f.keySet() != nil {
 		t.Fatalf("https to http redirect: %v", res.err)
 	}
 	// To plain http on another (loopback) host: refused as another host.
@@ -178,7 +178,7 @@ func TestLimitRedirectFromHTTPSToHTTP(t *testing.T) {
 	t.Cleanup(redirect.Close)
 	f = newTestSource(t, testSource(redirect.URL+"/jwks"), nil)
 	f.transport.TLSClientConfig = redirect.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
-	if res := f.fetchOnce(); res.err == nil || f.KeySet() != nil {
+	if res := f.fetchOnce(); res.err == nil || f.keySet() != nil {
 		t.Fatalf("redirect to http on another host: %v", res.err)
 	}
 	mu.Lock()
@@ -307,7 +307,7 @@ func TestLimitMaxTokenSizeEndToEnd(t *testing.T) {
 func TestLimitJSONSizeComesFromMaxTokenSize(t *testing.T) {
 	key := fixtureKey(t, "ES256", "ec-1", 0)
 	policy, _ := testPolicy(loadTestSet(t, LoadOptions{}, key), "ES256")
-	v := testVerifier(VerifierOptions{Leeway: testLeeway}, policy)
+	v := testVerifier(verifierOptions{Leeway: testLeeway}, policy)
 	header := fmt.Sprintf(`{"alg":"ES256","kid":"ec-1","x5c_like":%q}`, strings.Repeat("h", 12<<10))
 	claims := rawClaims(t, testClaims(map[string]any{"groups": strings.Repeat("g", 15<<10)}), nil)
 	if len(claims) < 15<<10 {
@@ -321,7 +321,7 @@ func TestLimitJSONSizeComesFromMaxTokenSize(t *testing.T) {
 func TestLimitClaimsNestingDepth(t *testing.T) {
 	key := fixtureKey(t, "ES256", "ec-1", 0)
 	policy, _ := testPolicy(loadTestSet(t, LoadOptions{}, key), "ES256")
-	v := testVerifier(VerifierOptions{Leeway: testLeeway}, policy)
+	v := testVerifier(verifierOptions{Leeway: testLeeway}, policy)
 	nestArrays := func(n int) string { return strings.Repeat("[", n) + "1" + strings.Repeat("]", n) }
 	for _, c := range []struct {
 		name, value string

@@ -107,7 +107,7 @@ func isPreflight(r *http.Request) bool {
 // Handler and Provider.
 type authenticator struct {
 	cfg      *Config
-	verifier *Verifier
+	verifier *tokenVerifier
 	logger   *zap.Logger
 	acquired []sourceLease // pooled sources this instance holds
 	cache    *tokenCache
@@ -155,7 +155,7 @@ func (a *authenticator) dropClientIdentityHeaders(r *http.Request) {
 // token is hashed once, for the lookup and, on a miss, the insert. A cache
 // hit skips the signature and claims but never the binding checks: the
 // proof and the connection are new on every request.
-func (a *authenticator) verify(r *http.Request, cred credential) (*Result, error) {
+func (a *authenticator) verify(r *http.Request, cred credential) (*verifiedToken, error) {
 	p := presentationOf(r, cred)
 	slot := a.cache.slot(cred.token)
 	if res, ok := a.cache.get(slot); ok {
@@ -168,10 +168,10 @@ func (a *authenticator) verify(r *http.Request, cred credential) (*Result, error
 	if err != nil {
 		return nil, err
 	}
-	if v, ok := LookupClaim(res.Claims(), a.cfg.userClaim()); ok {
+	if v, ok := lookupClaim(res.Claims(), a.cfg.userClaim()); ok {
 		// A clone: the claim's text shares its memory with the whole decoded
 		// payload, which the cache entry must not keep a second copy of.
-		res.userID = strings.Clone(RenderClaim(v))
+		res.userID = strings.Clone(renderClaim(v))
 	}
 	a.cache.put(slot, res)
 	return res, nil
@@ -180,7 +180,7 @@ func (a *authenticator) verify(r *http.Request, cred credential) (*Result, error
 // publish exposes a verified token's claims to the rest of the route: as
 // the placeholders id answers, and as the claim headers. The claims of a
 // cached token are decoded only if a claim header or placeholder needs them.
-func (a *authenticator) publish(r *http.Request, id *identity, res *Result) {
+func (a *authenticator) publish(r *http.Request, id *identity, res *verifiedToken) {
 	id.set(res)
 	id.binding = res.Binding()
 	// A static value shadows every provider, so an identity set earlier in
@@ -193,11 +193,11 @@ func (a *authenticator) publish(r *http.Request, id *identity, res *Result) {
 	}
 	claims := res.Claims()
 	for _, ch := range a.cfg.ClaimHeaders {
-		v, ok := LookupClaim(claims, ch.Claim)
+		v, ok := lookupClaim(claims, ch.Claim)
 		if !ok {
 			continue
 		}
-		text := RenderClaim(v)
+		text := renderClaim(v)
 		if hasControlChars(text) {
 			a.logger.Debug("claim not copied to header: control characters", zap.String("claim", ch.Claim), zap.String("header", ch.Header))
 			continue
@@ -231,8 +231,8 @@ const identityVar = "jwt_auth.identity"
 // identity is the request's user as the {http.auth.user.*} placeholders see
 // it. The zero value is the anonymous user: every placeholder is "".
 type identity struct {
-	res     *Result // the verified token; nil for the anonymous user
-	binding string  // {http.auth.binding}
+	res     *verifiedToken // the verified token; nil for the anonymous user
+	binding string         // {http.auth.binding}
 }
 
 // bindingPlaceholder is how the verified token was bound: bearer, dpop,
@@ -255,13 +255,13 @@ func requestIdentity(r *http.Request) *identity {
 }
 
 // set makes the identity a verified token's.
-func (id *identity) set(res *Result) { id.res = res }
+func (id *identity) set(res *verifiedToken) { id.res = res }
 
 // placeholder answers bindingPlaceholder and every key under
 // userPlaceholderPrefix: "id" is the
 // user_claim (never a claim named "id"), any other key the claim at that
-// dotted path rendered by RenderClaim, and an absent claim "". The claims
-// are decoded on the first key other than "id" (Result.Claims).
+// dotted path rendered by renderClaim, and an absent claim "". The claims
+// are decoded on the first key other than "id" (verifiedToken.Claims).
 func (id *identity) placeholder(key string) (any, bool) {
 	if key == bindingPlaceholder {
 		return id.binding, true
@@ -276,11 +276,11 @@ func (id *identity) placeholder(key string) (any, bool) {
 	if path == "id" {
 		return id.res.userID, true
 	}
-	v, found := LookupClaim(id.res.Claims(), path)
+	v, found := lookupClaim(id.res.Claims(), path)
 	if !found {
 		return "", true
 	}
-	return RenderClaim(v), true
+	return renderClaim(v), true
 }
 
 // String keeps the identity out of {http.vars.*} and the vars matcher:

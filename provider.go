@@ -122,15 +122,15 @@ func (p *Provider) Authenticate(w http.ResponseWriter, r *http.Request) (caddyau
 // values come through the handler's lazy provider (requestIdentity) as
 // {http.auth.user.<dotted.path>}, and an absent claim is "". A claim named
 // "id" is left out so it can never replace the user id.
-func (p *Provider) userOf(res *Result) caddyauth.User {
+func (p *Provider) userOf(res *verifiedToken) caddyauth.User {
 	claims := res.Claims()
 	user := caddyauth.User{Metadata: make(map[string]string, len(claims))}
-	if v, ok := LookupClaim(claims, p.userClaim()); ok {
-		user.ID = RenderClaim(v)
+	if v, ok := lookupClaim(claims, p.userClaim()); ok {
+		user.ID = renderClaim(v)
 	}
 	for name, v := range claims {
 		if name != "id" {
-			user.Metadata[name] = RenderClaim(v)
+			user.Metadata[name] = renderClaim(v)
 		}
 	}
 	return user

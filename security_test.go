@@ -34,7 +34,7 @@ type attackEnv struct {
 	rsAny                        *jwttest.Key // RSA key in the set without "alg"
 	sharedEC, sharedRSA          *jwttest.Key // one kid, two key types, both in the set
 	attackerEC, attackerRSA      *jwttest.Key // not in any set
-	set                          *KeySet
+	set                          *keySet
 	jwksHits                     atomic.Int32 // requests to the attacker's jku/x5u server
 	jwksURL                      string
 }
@@ -72,7 +72,7 @@ func newAttackEnv(t testing.TB) *attackEnv {
 // attack is one row of the table.
 type attack struct {
 	name   string
-	policy func(p *IssuerPolicy) // adjust the issuer's policy (e.g. allow HS256)
+	policy func(p *issuerPolicy) // adjust the issuer's policy (e.g. allow HS256)
 	token  func(t testing.TB, e *attackEnv) string
 	want   Reason // "" means the token is legitimate and must pass
 }
@@ -167,9 +167,9 @@ func nonCanonical(t testing.TB, seg string) string {
 // must refuse it.
 func attackTable(e *attackEnv) []attack {
 	now := testNow.Unix()
-	allowHS := func(p *IssuerPolicy) { p.Algorithms = append(jose.DefaultAlgorithms(), "HS256") }
-	requireAT := func(p *IssuerPolicy) { p.TokenTypes = []string{"at+jwt"} }
-	requireAud := func(p *IssuerPolicy) { p.Audience = []string{"https://api.example"} }
+	allowHS := func(p *issuerPolicy) { p.Algorithms = append(jose.DefaultAlgorithms(), "HS256") }
+	requireAT := func(p *issuerPolicy) { p.TokenTypes = []string{"at+jwt"} }
+	requireAud := func(p *issuerPolicy) { p.Audience = []string{"https://api.example"} }
 	rsaDER, _ := x509.MarshalPKIXPublicKey(e.rs.Public())
 	rsaPKCS1 := x509.MarshalPKCS1PublicKey(e.rs.Public().(*rsa.PublicKey))
 	rsaJWK, _ := json.Marshal(e.rs.JWK())
@@ -641,7 +641,7 @@ func TestAttacks(t *testing.T) {
 			if a.policy != nil {
 				a.policy(policy)
 			}
-			v := testVerifier(VerifierOptions{Leeway: testLeeway}, policy)
+			v := testVerifier(verifierOptions{Leeway: testLeeway}, policy)
 			res := wantReason(t, v, a.token(t, e), a.want)
 			if a.want == "" && res.Key.ID == "shared" {
 				want := e.sharedRSA

@@ -143,9 +143,9 @@ func (s *fileSource) note(err error) (changed bool) {
 	return changed
 }
 
-// KeySet implements keySource. A file set never goes stale: it is the
+// keySet implements keySource. A file set never goes stale: it is the
 // operator's own.
-func (s *fileSource) KeySet() *KeySet {
+func (s *fileSource) keySet() *keySet {
 	if st := s.state.Load(); st != nil {
 		return st.set
 	}
@@ -157,7 +157,7 @@ func (s *fileSource) KeysWanted() {}
 
 // RefreshForUnknownKid implements keySource: the poll loop already reads
 // the file every few seconds, so an unknown kid reads nothing extra.
-func (s *fileSource) RefreshForUnknownKid(context.Context) *KeySet { return s.KeySet() }
+func (s *fileSource) RefreshForUnknownKid(context.Context) *keySet { return s.keySet() }
 
 // RetryAfter implements keySource.
 func (s *fileSource) RetryAfter() time.Duration {

@@ -60,7 +60,7 @@ func TestFileSourceFindsChangesByContentNotMtime(t *testing.T) {
 		t.Fatal(err)
 	}
 	loaded := s.state.Load()
-	if s.KeySet().Select("b", "ES256") == nil {
+	if s.keySet().Select("b", "ES256") == nil {
 		t.Fatal("key b not loaded")
 	}
 	// Same content again: nothing is re-parsed or re-installed.
@@ -71,7 +71,7 @@ func TestFileSourceFindsChangesByContentNotMtime(t *testing.T) {
 	if err := s.read(); err != nil {
 		t.Fatal(err)
 	}
-	if s.KeySet().Select("b", "ES256") != nil || s.KeySet().Select("a", "ES256") == nil {
+	if s.keySet().Select("b", "ES256") != nil || s.keySet().Select("a", "ES256") == nil {
 		t.Fatal("key b removed from the file (old mtime kept) is still served")
 	}
 	changed := logs.FilterMessage("key set changed").All()
@@ -86,7 +86,7 @@ func TestFileSourceBadReadKeepsTheLastGoodSet(t *testing.T) {
 	if err := s.start(); err != nil {
 		t.Fatal(err)
 	}
-	good := s.KeySet()
+	good := s.keySet()
 	for _, c := range []struct {
 		name  string
 		spoil func()
@@ -100,7 +100,7 @@ func TestFileSourceBadReadKeepsTheLastGoodSet(t *testing.T) {
 			before := logs.FilterMessageSnippet("reading jwks_file failed").Len()
 			s.poll()
 			s.poll() // the same error again is not logged again
-			if s.KeySet() != good {
+			if s.keySet() != good {
 				t.Fatal("a bad read replaced the last good set")
 			}
 			if st := s.status(time.Now()); st.LastError == nil || *st.Source != "file" || st.URL != path {
@@ -116,7 +116,7 @@ func TestFileSourceBadReadKeepsTheLastGoodSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.poll()
-	if s.KeySet().Select("c", "ES256") == nil || s.status(time.Now()).LastError != nil {
+	if s.keySet().Select("c", "ES256") == nil || s.status(time.Now()).LastError != nil {
 		t.Fatal("recovery from a bad file")
 	}
 }
@@ -132,10 +132,10 @@ func TestFileSourcePollsOnItsOwn(t *testing.T) {
 	}
 	replaceKeepingMtime(t, path, jwttest.JWKS(a))
 	eventually(t, 5*time.Second, "the poll loop drops key b", func() bool {
-		return s.KeySet().Select("b", "ES256") == nil
+		return s.keySet().Select("b", "ES256") == nil
 	})
 	// An unknown kid reads nothing extra: the poll loop is the only reader.
-	if set := s.RefreshForUnknownKid(context.Background()); set != s.KeySet() {
+	if set := s.RefreshForUnknownKid(context.Background()); set != s.keySet() {
 		t.Fatal("RefreshForUnknownKid returned another set")
 	}
 }

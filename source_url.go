@@ -597,9 +597,9 @@ func cacheLifetime(h http.Header, now time.Time) time.Duration {
 	return 0
 }
 
-// KeySet implements keySource. A set older than max_stale whose issuer's
+// keySet implements keySource. A set older than max_stale whose issuer's
 // latest fetch failed is not used any more.
-func (s *urlSource) KeySet() *KeySet {
+func (s *urlSource) keySet() *keySet {
 	st := s.state.Load()
 	if st == nil || (s.failing.Load() && tooOld(st, s.tuning().MaxStale)) {
 		return nil
@@ -626,10 +626,10 @@ func (s *urlSource) KeysWanted() {
 // still lacks their kid, so they are rejected without a fetch until the
 // next slot. With a shared storage the slot may be served by a set another
 // instance stored instead (fleet.go).
-func (s *urlSource) RefreshForUnknownKid(ctx context.Context) *KeySet {
+func (s *urlSource) RefreshForUnknownKid(ctx context.Context) *keySet {
 	tuning := s.tuning()
 	if s.ctx.Err() != nil || !s.sched.claim(tuning.MinRefreshInterval) {
-		return s.KeySet()
+		return s.keySet()
 	}
 	// The fetch runs on the source's context, not the request's: a client
 	// that gives up must not abort a fetch other requests will benefit from.
@@ -641,7 +641,7 @@ func (s *urlSource) RefreshForUnknownKid(ctx context.Context) *KeySet {
 	case <-ctx.Done():
 	case <-timer.C:
 	}
-	return s.KeySet()
+	return s.keySet()
 }
 
 // RetryAfter implements keySource.

@@ -162,7 +162,7 @@ func TestRedirectsStayOnTheSameHost(t *testing.T) {
 	}))
 	t.Cleanup(same.Close)
 	f := newTestSource(t, testSource(same.URL+"/old"), nil)
-	if res := f.fetchOnce(); res.err != nil || f.KeySet() == nil {
+	if res := f.fetchOnce(); res.err != nil || f.keySet() == nil {
 		t.Fatalf("same-host redirect: %v", res.err)
 	}
 	// Another host (127.0.0.1 on another port is another origin): refused,
@@ -174,7 +174,7 @@ func TestRedirectsStayOnTheSameHost(t *testing.T) {
 	if res.err == nil || !strings.Contains(res.err.Error(), "another host") {
 		t.Fatalf("cross-host redirect: err = %v, want refusal", res.err)
 	}
-	if f.KeySet() != nil || keys.Hits() != 0 {
+	if f.keySet() != nil || keys.Hits() != 0 {
 		t.Fatalf("cross-host redirect was followed (hits %d)", keys.Hits())
 	}
 	// https to http on the same host: refused by the policy itself.
@@ -214,8 +214,8 @@ func TestRedirectLimitIsExact(t *testing.T) {
 			mu.Unlock()
 			f := newTestSource(t, testSource(fmt.Sprintf("%s/hop/%d", srv.URL, c.hops)), nil)
 			res := f.fetchOnce()
-			if c.ok != (res.err == nil) || c.ok != (f.KeySet() != nil) {
-				t.Fatalf("%d redirects: err %v, set %v; want ok=%v", c.hops, res.err, f.KeySet() != nil, c.ok)
+			if c.ok != (res.err == nil) || c.ok != (f.keySet() != nil) {
+				t.Fatalf("%d redirects: err %v, set %v; want ok=%v", c.hops, res.err, f.keySet() != nil, c.ok)
 			}
 			if !c.ok && !strings.Contains(res.err.Error(), "redirects") {
 				t.Fatalf("refusal does not say why: %v", res.err)
@@ -237,7 +237,7 @@ func TestBadResponsesNeverReplaceAGoodSet(t *testing.T) {
 	if res := f.fetchOnce(); res.err != nil {
 		t.Fatal(res.err)
 	}
-	good := f.KeySet()
+	good := f.keySet()
 	if good.Select("good", "ES256") == nil {
 		t.Fatal("good key not loaded")
 	}
@@ -262,7 +262,7 @@ func TestBadResponsesNeverReplaceAGoodSet(t *testing.T) {
 			if res.err == nil || !strings.Contains(res.err.Error(), m.want) {
 				t.Fatalf("err = %v, want one containing %q", res.err, m.want)
 			}
-			if f.KeySet() != good {
+			if f.keySet() != good {
 				t.Fatal("the good set was replaced")
 			}
 			if n, lastError := failures(f); n != i+1 || !f.failing.Load() || lastError == "" {
@@ -315,7 +315,7 @@ func TestNotModifiedIsASuccessfulFetch(t *testing.T) {
 	}
 	// A rotated set changes the ETag: a full 200 replaces the set.
 	srv.SetKeys(key, jwttest.NewEC(t, "ES256", "k2"))
-	if res := f.fetchOnce(); res.err != nil || f.KeySet().Select("k2", "ES256") == nil {
+	if res := f.fetchOnce(); res.err != nil || f.keySet().Select("k2", "ES256") == nil {
 		t.Fatalf("rotation after 304s: %v", res.err)
 	}
 }
@@ -326,7 +326,7 @@ func TestDiscovery(t *testing.T) {
 	sc := testSource("")
 	sc.Issuer = srv.URL()
 	f := newTestSource(t, sc, nil)
-	if res := f.fetchOnce(); res.err != nil || f.KeySet() == nil {
+	if res := f.fetchOnce(); res.err != nil || f.keySet() == nil {
 		t.Fatalf("discovery: %v", res.err)
 	}
 	if srv.DiscoveryHits() != 1 || srv.Hits() != 1 {
@@ -343,7 +343,7 @@ func TestDiscovery(t *testing.T) {
 	sc.Issuer = srv.URL()
 	f = newTestSource(t, sc, nil)
 	res := f.fetchOnce()
-	if res.err == nil || !strings.Contains(res.err.Error(), "evil.example") || f.KeySet() != nil {
+	if res.err == nil || !strings.Contains(res.err.Error(), "evil.example") || f.keySet() != nil {
 		t.Fatalf("foreign issuer accepted: %v", res.err)
 	}
 	// Without a set, the retry comes within 1–1.5 s.
@@ -464,19 +464,19 @@ func TestMaxStaleDropsTheSetOnlyWhileFailing(t *testing.T) {
 	}
 	time.Sleep(400 * time.Millisecond)
 	// Older than max_stale, but nothing has failed: still served.
-	if f.KeySet() == nil {
+	if f.keySet() == nil {
 		t.Fatal("an old set whose issuer has not failed was dropped")
 	}
 	srv.SetMode(jwttest.Down)
 	res := f.fetchOnce()
-	if res.err == nil || f.KeySet() != nil || f.state.Load() != nil {
+	if res.err == nil || f.keySet() != nil || f.state.Load() != nil {
 		t.Fatal("a set older than max_stale survived a failed fetch")
 	}
 	if res.next > 1500*time.Millisecond {
 		t.Fatalf("without a set the retry must come soon, not in %s", res.next)
 	}
 	srv.SetMode(jwttest.Normal)
-	if res := f.fetchOnce(); res.err != nil || f.KeySet() == nil {
+	if res := f.fetchOnce(); res.err != nil || f.keySet() == nil {
 		t.Fatalf("recovery: %v", res.err)
 	}
 }
@@ -490,7 +490,7 @@ func TestDestructLeavesNothingRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for f.KeySet() == nil {
+	for f.keySet() == nil {
 		if time.Now().After(deadline) {
 			t.Fatal("no set")
 		}
@@ -528,7 +528,7 @@ func TestNewUserRetunesTheWaitingLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Destruct() })
-	eventually(t, 5*time.Second, "first fetch", func() bool { return s.KeySet() != nil })
+	eventually(t, 5*time.Second, "first fetch", func() bool { return s.keySet() != nil })
 	eventually(t, time.Second, "the loop plans the next fetch", func() bool { next, _ := s.sched.snapshot(); return time.Until(next) > 50*time.Minute })
 	fast := sc.sourceTuning
 	fast.RefreshInterval = time.Second

@@ -127,7 +127,7 @@ func (k *keyStore) wroteCurrent(st *keyState) bool {
 
 // decodeStored checks a stored record against its source and max_stale and
 // parses its keys exactly as a fetched body would be.
-func decodeStored(data []byte, check recordCheck) (*storedKeySet, *KeySet, error) {
+func decodeStored(data []byte, check recordCheck) (*storedKeySet, *keySet, error) {
 	var rec storedKeySet
 	if err := json.Unmarshal(data, &rec); err != nil {
 		return nil, nil, fmt.Errorf("decoding record: %w", err)

@@ -56,7 +56,7 @@ func TestStoragePersistsAndRestores(t *testing.T) {
 	if st == nil || st.source != "stored" || st.set.Select("k2", "ES256") == nil || !st.fetchedAt.Equal(rec.FetchedAt) {
 		t.Fatalf("stored set not served: %+v", st)
 	}
-	if res := b.fetchOnce(); res.err == nil || b.KeySet() == nil {
+	if res := b.fetchOnce(); res.err == nil || b.keySet() == nil {
 		t.Fatal("a failed fetch must keep the stored set")
 	}
 
@@ -131,7 +131,7 @@ func TestStoredRecordIsValidatedLikeAFetchedBody(t *testing.T) {
 	}
 	s := newTestSource(t, testSource(srv.JWKSURL()), store)
 	s.refresh(causeStart)
-	if s.KeySet() == nil {
+	if s.keySet() == nil {
 		t.Fatal("a valid record was not served")
 	}
 }

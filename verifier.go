@@ -13,10 +13,10 @@ import (
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 )
 
-// IssuerPolicy is what the verifier knows about one trusted issuer.
-// NewVerifier copies it: changing a policy after the verifier is built has
+// issuerPolicy is what the verifier knows about one trusted issuer.
+// newTokenVerifier copies it: changing a policy after the verifier is built has
 // no effect, and the verifier never writes to it.
-type IssuerPolicy struct {
+type issuerPolicy struct {
 	Issuer     string    // compared byte for byte with "iss"
 	Algorithms []string  // accepted "alg" values
 	Audience   []string  // "aud" must contain one of these; empty: not checked
@@ -30,16 +30,16 @@ type IssuerPolicy struct {
 // issuerState is the verifier's own copy of a policy and what it derives
 // from it once, so the hot path does no normalizing.
 type issuerState struct {
-	policy IssuerPolicy
+	policy issuerPolicy
 	algs   map[string]bool // policy.Algorithms as a set
 	types  []string        // policy.TokenTypes normalized
 }
 
-// Verifier checks tokens in the order of docs/design.md "Verification
+// tokenVerifier checks tokens in the order of docs/design.md "Verification
 // order": decode, issuer, alg, key, signature, claims. It has no Caddy types
 // so the CLI and the tests run exactly the handler's code. It is safe for
 // concurrent use once built.
-type Verifier struct {
+type tokenVerifier struct {
 	issuers     map[string]*issuerState
 	issuerNames string // the configured issuers, for the wrong_issuer detail
 	leeway      time.Duration
@@ -49,8 +49,8 @@ type Verifier struct {
 	dpop        dpopSettings
 }
 
-// VerifierOptions configure a Verifier.
-type VerifierOptions struct {
+// verifierOptions configure a tokenVerifier.
+type verifierOptions struct {
 	Leeway      time.Duration    // clock skew allowed for exp, nbf and iat; 0: none
 	MaxLifetime time.Duration    // 0: no limit
 	Require     []ClaimRule      // claim rules checked last (403 on failure)
@@ -75,18 +75,18 @@ var dpopReplayCapacity = defaultReplayCapacity
 // construction shared by Provision and `caddy jwt verify`, which differ only
 // in where an issuer's keys come from: keysFor (the fetcher pool, or a set
 // loaded once).
-func newVerifier(cfg *Config, keysFor func(IssuerConfig) (keySource, error), hooks verifierHooks) (*Verifier, error) {
-	policies := make([]*IssuerPolicy, 0, len(cfg.Issuers))
+func newVerifier(cfg *Config, keysFor func(IssuerConfig) (keySource, error), hooks verifierHooks) (*tokenVerifier, error) {
+	policies := make([]*issuerPolicy, 0, len(cfg.Issuers))
 	for _, ic := range cfg.Issuers {
 		keys, err := keysFor(ic)
 		if err != nil {
 			return nil, fmt.Errorf("issuer %q: %w", ic.Issuer, err)
 		}
 		aud, algs, types := cfg.effective(ic)
-		policies = append(policies, &IssuerPolicy{Issuer: ic.Issuer, Algorithms: algs, Audience: aud, TokenTypes: types, Keys: keys,
+		policies = append(policies, &issuerPolicy{Issuer: ic.Issuer, Algorithms: algs, Audience: aud, TokenTypes: types, Keys: keys,
 			DPoP: cfg.dpopMode(ic), MTLS: cfg.mtlsMode(ic)})
 	}
-	return NewVerifier(policies, VerifierOptions{
+	return newTokenVerifier(policies, verifierOptions{
 		Leeway:      cfg.leeway(),
 		MaxLifetime: time.Duration(cfg.MaxLifetime),
 		Require:     cfg.Require,
@@ -107,10 +107,10 @@ type verifierHooks struct {
 	replayFull func()
 }
 
-// NewVerifier builds a verifier for the given issuers. It copies the
+// newTokenVerifier builds a verifier for the given issuers. It copies the
 // policies and rules; the caller's values are never modified.
-func NewVerifier(issuers []*IssuerPolicy, opts VerifierOptions) *Verifier {
-	v := &Verifier{
+func newTokenVerifier(issuers []*issuerPolicy, opts verifierOptions) *tokenVerifier {
+	v := &tokenVerifier{
 		issuers:     make(map[string]*issuerState, len(issuers)),
 		leeway:      opts.Leeway,
 		maxLifetime: opts.MaxLifetime,
@@ -141,7 +141,7 @@ func NewVerifier(issuers []*IssuerPolicy, opts VerifierOptions) *Verifier {
 	names := make([]string, 0, len(issuers))
 	for _, p := range issuers {
 		st := &issuerState{
-			policy: IssuerPolicy{
+			policy: issuerPolicy{
 				Issuer:     p.Issuer,
 				Algorithms: slices.Clone(p.Algorithms),
 				Audience:   slices.Clone(p.Audience),
@@ -167,13 +167,13 @@ func NewVerifier(issuers []*IssuerPolicy, opts VerifierOptions) *Verifier {
 	return v
 }
 
-// Result is a verified token.
-type Result struct {
+// verifiedToken is a verified token.
+type verifiedToken struct {
 	// Token is the decoded token; nil for a result answered from the
 	// verified-token cache. Claims gives the claims of either.
 	Token *jose.JWS
 	// Issuer is the verifier's own copy of the issuer's policy; read only.
-	Issuer *IssuerPolicy
+	Issuer *issuerPolicy
 	Key    *jose.Key
 	Expiry time.Time
 	// binding is the token's cnf, kept so that the binding checks run on
@@ -187,7 +187,7 @@ type Result struct {
 
 // Binding is the {http.auth.binding} value of the verified token: bearer,
 // dpop, mtls or dpop+mtls.
-func (r *Result) Binding() string { return r.binding.label() }
+func (r *verifiedToken) Binding() string { return r.binding.label() }
 
 // The names of the verification steps, in the order they run, as the trace
 // and `caddy jwt verify` show them.
@@ -246,19 +246,19 @@ func (tr *trace) fail(name string, err error) error {
 // Verify decodes, selects the key for, verifies and checks token, as a
 // Bearer token presented without TLS. The error is always a *Rejection
 // whose Reason is the first rule that failed.
-func (v *Verifier) Verify(ctx context.Context, token string) (*Result, error) {
+func (v *tokenVerifier) Verify(ctx context.Context, token string) (*verifiedToken, error) {
 	return v.verifyPresented(ctx, token, nil, nil)
 }
 
 // verify is Verify, recording each step into tr when tr is not nil.
-func (v *Verifier) verify(ctx context.Context, token string, tr *trace) (*Result, error) {
+func (v *tokenVerifier) verify(ctx context.Context, token string, tr *trace) (*verifiedToken, error) {
 	return v.verifyPresented(ctx, token, nil, tr)
 }
 
 // verifyPresented is the verification of a token presented as p (nil: as
 // a Bearer token without TLS), recording each step into tr when tr is not
 // nil.
-func (v *Verifier) verifyPresented(ctx context.Context, token string, p *presentation, tr *trace) (*Result, error) {
+func (v *tokenVerifier) verifyPresented(ctx context.Context, token string, p *presentation, tr *trace) (*verifiedToken, error) {
 	t, rej := decodeToken(token)
 	if rej != nil {
 		return nil, tr.fail(stepDecode, rej)
@@ -273,7 +273,7 @@ func (v *Verifier) verifyPresented(ctx context.Context, token string, p *present
 	return res, err
 }
 
-func (v *Verifier) verifyDecoded(ctx context.Context, t *jose.JWS, p *presentation, tr *trace) (*Result, error) {
+func (v *tokenVerifier) verifyDecoded(ctx context.Context, t *jose.JWS, p *presentation, tr *trace) (*verifiedToken, error) {
 	issuer, err := v.selectIssuer(t, tr)
 	if err != nil {
 		return nil, err
@@ -292,12 +292,12 @@ func (v *Verifier) verifyDecoded(ctx context.Context, t *jose.JWS, p *presentati
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Token: t, Issuer: &issuer.policy, Key: key, Expiry: exp, binding: b}, nil
+	return &verifiedToken{Token: t, Issuer: &issuer.policy, Key: key, Expiry: exp, binding: b}, nil
 }
 
 // selectIssuer picks the issuer by the unverified iss and checks the alg
 // against its policy (docs/design.md "Verification order").
-func (v *Verifier) selectIssuer(t *jose.JWS, tr *trace) (*issuerState, error) {
+func (v *tokenVerifier) selectIssuer(t *jose.JWS, tr *trace) (*issuerState, error) {
 	issuer := v.issuers[t.Issuer]
 	if issuer == nil {
 		return nil, tr.fail(stepIssuer, reject(ReasonWrongIssuer, "issuer %.128q is not configured (configured: %s)", t.Issuer, v.issuerNames))
@@ -320,7 +320,7 @@ func (v *Verifier) selectIssuer(t *jose.JWS, tr *trace) (*issuerState, error) {
 // kid list that may well contain the kid.
 func selectKey(ctx context.Context, t *jose.JWS, issuer *issuerState, tr *trace) (*jose.Key, error) {
 	keys := issuer.policy.Keys
-	set := keys.KeySet()
+	set := keys.keySet()
 	if set == nil {
 		keys.KeysWanted()
 		return nil, tr.fail(stepKey, reject(ReasonKeysUnavailable, "no usable key set for issuer %.128q yet", t.Issuer))
@@ -344,7 +344,7 @@ func selectKey(ctx context.Context, t *jose.JWS, issuer *issuerState, tr *trace)
 // explainMiss words why set has no key for a token with this kid and alg,
 // from Select's verdict (Select returned nil for this set). It runs on
 // rejections only.
-func explainMiss(set *KeySet, kid, alg string, newSet bool) string {
+func explainMiss(set *keySet, kid, alg string, newSet bool) string {
 	refresh := "unknown-kid refresh: no newer set"
 	if newSet {
 		refresh = "unknown-kid refresh: checked the newer set"
@@ -356,7 +356,7 @@ func explainMiss(set *KeySet, kid, alg string, newSet bool) string {
 		fitting := 0
 		for _, k := range set.Keys {
 			// Select over a set of this key alone judges whether it fits.
-			if (&KeySet{Keys: []*jose.Key{k}}).Select(k.ID, alg) != nil {
+			if (&keySet{Keys: []*jose.Key{k}}).Select(k.ID, alg) != nil {
 				fitting++
 			}
 		}
@@ -402,7 +402,7 @@ func describeKey(k *jose.Key) string {
 }
 
 // kidList shows the first kids of a set, each bounded, for a readable detail.
-func kidList(set *KeySet) string {
+func kidList(set *keySet) string {
 	const shown = 8
 	kids := set.Kids()
 	parts := make([]string, 0, min(len(kids), shown)+1)
@@ -419,7 +419,7 @@ func kidList(set *KeySet) string {
 // checkClaims runs the claim checks after the signature has verified, in
 // the order of docs/design.md "Verification order". It returns the token's
 // expiry.
-func (v *Verifier) checkClaims(t *jose.JWS, issuer *issuerState, p *presentation, tr *trace) (time.Time, binding, error) {
+func (v *tokenVerifier) checkClaims(t *jose.JWS, issuer *issuerState, p *presentation, tr *trace) (time.Time, binding, error) {
 	times, err := checkClaimTypes(t.Claims)
 	if err != nil {
 		return time.Time{}, binding{}, tr.fail(stepClaimTypes, err)
@@ -467,7 +467,7 @@ func (v *Verifier) checkClaims(t *jose.JWS, issuer *issuerState, p *presentation
 
 // checkTimes: exp is required and must be after now − leeway; nbf and iat,
 // when present, must not be after now + leeway.
-func (v *Verifier) checkTimes(times tokenTimes, now time.Time, tr *trace) error {
+func (v *tokenVerifier) checkTimes(times tokenTimes, now time.Time, tr *trace) error {
 	if !times.hasExp {
 		return tr.fail(stepExp, reject(ReasonMalformed, "exp claim is required"))
 	}
@@ -484,7 +484,7 @@ func (v *Verifier) checkTimes(times tokenTimes, now time.Time, tr *trace) error 
 }
 
 // checkNotAfter is the nbf and iat rule: when present, not after now + leeway.
-func (v *Verifier) checkNotAfter(name string, at time.Time, present bool, now time.Time, tr *trace) error {
+func (v *tokenVerifier) checkNotAfter(name string, at time.Time, present bool, now time.Time, tr *trace) error {
 	switch {
 	case !present:
 		if tr != nil {
@@ -501,7 +501,7 @@ func (v *Verifier) checkNotAfter(name string, at time.Time, present bool, now ti
 // clockDetail shows the arithmetic of a time check: "exp … (expired 10m
 // ago) is not after now − leeway = …". exp passes when after now − leeway;
 // nbf and iat when not after now + leeway.
-func (v *Verifier) clockDetail(name string, at, now time.Time, ok bool) string {
+func (v *tokenVerifier) clockDetail(name string, at, now time.Time, ok bool) string {
 	bound, sign := now.Add(v.leeway), "+"
 	if name == stepExp {
 		bound, sign = now.Add(-v.leeway), "−"
@@ -516,7 +516,7 @@ func (v *Verifier) clockDetail(name string, at, now time.Time, ok bool) string {
 
 // checkLifetime: exp − iat (exp − now without iat) must not exceed
 // max_lifetime, when one is configured.
-func (v *Verifier) checkLifetime(times tokenTimes, now time.Time, tr *trace) error {
+func (v *tokenVerifier) checkLifetime(times tokenTimes, now time.Time, tr *trace) error {
 	if v.maxLifetime <= 0 {
 		if tr != nil {
 			tr.pass(stepMaxLifetime, "no max_lifetime configured")

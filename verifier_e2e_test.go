@@ -14,7 +14,7 @@ import (
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
 )
 
-// Verifier rules replayed through a real Caddy: the registered-claim types
+// tokenVerifier rules replayed through a real Caddy: the registered-claim types
 // and the unknown_kid detail, as a client and an operator see them. Like
 // every caddytest test, none of these may run in parallel.
 

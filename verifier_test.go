@@ -129,17 +129,17 @@ func isKey(k *jose.Key, want *jwttest.Key) bool {
 // rotated key) and counts its calls so tests can see the unknown-kid path;
 // KeysWanted calls are counted too.
 type staticKeySource struct {
-	set       *KeySet
-	after     *KeySet
+	set       *keySet
+	after     *keySet
 	refreshes atomic.Int32
 	wanted    atomic.Int32
 }
 
-func (s *staticKeySource) KeySet() *KeySet { return s.set }
+func (s *staticKeySource) keySet() *keySet { return s.set }
 
 func (s *staticKeySource) KeysWanted() { s.wanted.Add(1) }
 
-func (s *staticKeySource) RefreshForUnknownKid(context.Context) *KeySet {
+func (s *staticKeySource) RefreshForUnknownKid(context.Context) *keySet {
 	s.refreshes.Add(1)
 	if s.after != nil {
 		return s.after
@@ -149,10 +149,10 @@ func (s *staticKeySource) RefreshForUnknownKid(context.Context) *KeySet {
 
 func (s *staticKeySource) RetryAfter() time.Duration { return time.Second }
 
-// loadTestSet builds a KeySet from the public JWKs of keys, failing the test
+// loadTestSet builds a keySet from the public JWKs of keys, failing the test
 // if parseKeySet drops any of them: a fixture that silently loses a key would
 // turn "accepted with the right key" tests into "unknown_kid" noise.
-func loadTestSet(t testing.TB, opts LoadOptions, keys ...*jwttest.Key) *KeySet {
+func loadTestSet(t testing.TB, opts LoadOptions, keys ...*jwttest.Key) *keySet {
 	t.Helper()
 	set, warnings, err := parseKeySet(jwttest.JWKS(keys...), opts.AllowHMAC)
 	if err != nil {
@@ -168,20 +168,20 @@ func loadTestSet(t testing.TB, opts LoadOptions, keys ...*jwttest.Key) *KeySet {
 var allAlgorithms = append(jose.DefaultAlgorithms(), "HS256", "HS384", "HS512")
 
 // testPolicy is an issuer policy for testIssuer over a static key set.
-func testPolicy(set *KeySet, algs ...string) (*IssuerPolicy, *staticKeySource) {
+func testPolicy(set *keySet, algs ...string) (*issuerPolicy, *staticKeySource) {
 	if len(algs) == 0 {
 		algs = allAlgorithms
 	}
 	src := &staticKeySource{set: set}
-	return &IssuerPolicy{Issuer: testIssuer, Algorithms: algs, Keys: src}, src
+	return &issuerPolicy{Issuer: testIssuer, Algorithms: algs, Keys: src}, src
 }
 
 // testVerifier builds a verifier at testNow with the options given.
-func testVerifier(opts VerifierOptions, policies ...*IssuerPolicy) *Verifier {
+func testVerifier(opts verifierOptions, policies ...*issuerPolicy) *tokenVerifier {
 	if opts.Now == nil {
 		opts.Now = func() time.Time { return testNow }
 	}
-	return NewVerifier(policies, opts)
+	return newTokenVerifier(policies, opts)
 }
 
 const testLeeway = 30 * time.Second
@@ -244,7 +244,7 @@ func headerJSON(t testing.TB, k *jwttest.Key, extra map[string]any) []byte {
 
 // wantReason runs v on token and checks the outcome: want "" means the token
 // must be accepted.
-func wantReason(t testing.TB, v *Verifier, token string, want Reason) *Result {
+func wantReason(t testing.TB, v *tokenVerifier, token string, want Reason) *verifiedToken {
 	t.Helper()
 	res, err := v.Verify(context.Background(), token)
 	got := ReasonOf(err)
@@ -286,7 +286,7 @@ func TestVerifyEveryAlgorithm(t *testing.T) {
 			other := fixtureKey(t, alg, "kid-"+alg, 1) // same kid, different key
 			set := loadTestSet(t, LoadOptions{AllowHMAC: strings.HasPrefix(alg, "HS")}, key)
 			policy, _ := testPolicy(set)
-			v := testVerifier(VerifierOptions{Leeway: testLeeway}, policy)
+			v := testVerifier(verifierOptions{Leeway: testLeeway}, policy)
 
 			t.Run("valid token is accepted with its key", func(t *testing.T) {
 				res := wantReason(t, v, jwttest.Sign(t, key, nil, testClaims(nil)), "")
@@ -321,7 +321,7 @@ func TestVerifyEveryAlgorithm(t *testing.T) {
 					}
 				}
 				p, src := testPolicy(set, others...)
-				wantReason(t, testVerifier(VerifierOptions{}, p), jwttest.Sign(t, key, nil, testClaims(nil)), ReasonForbiddenAlg)
+				wantReason(t, testVerifier(verifierOptions{}, p), jwttest.Sign(t, key, nil, testClaims(nil)), ReasonForbiddenAlg)
 				if n := src.refreshes.Load(); n != 0 {
 					t.Fatalf("forbidden alg caused %d key refreshes", n)
 				}
@@ -343,11 +343,11 @@ func TestVerifyHMACNeedsAllowHMAC(t *testing.T) {
 // verifier configuration and the expected reason ("" = accepted).
 type verifyCase struct {
 	name    string
-	set     *KeySet               // nil: the default set of the table
+	set     *keySet               // nil: the default set of the table
 	noKeys  bool                  // the source has no set at all
-	after   *KeySet               // what an unknown-kid refresh finds
-	policy  func(p *IssuerPolicy) // adjust the issuer policy
-	opts    VerifierOptions       // Now is filled in; Leeway too, unless noLeeway
+	after   *keySet               // what an unknown-kid refresh finds
+	policy  func(p *issuerPolicy) // adjust the issuer policy
+	opts    verifierOptions       // Now is filled in; Leeway too, unless noLeeway
 	token   func(t *testing.T) string
 	want    Reason
 	wantKey *jwttest.Key // for accepted tokens: the key that must have been used
@@ -361,7 +361,7 @@ type verifyCase struct {
 // calls is a verifyCase.refresh value.
 func calls(n int32) *int32 { return &n }
 
-func runVerifyCases(t *testing.T, defaultSet *KeySet, cases []verifyCase) {
+func runVerifyCases(t *testing.T, defaultSet *keySet, cases []verifyCase) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -410,7 +410,7 @@ func runVerifyCases(t *testing.T, defaultSet *KeySet, cases []verifyCase) {
 // checkTrace runs the same verification again with a trace: the verdict
 // must be the same, every step but a failing last one must have passed, and
 // the failing step must carry the rejection's own detail.
-func checkTrace(t *testing.T, v *Verifier, token string, tc verifyCase) {
+func checkTrace(t *testing.T, v *tokenVerifier, token string, tc verifyCase) {
 	t.Helper()
 	tr := new(trace)
 	_, err := v.verify(context.Background(), token, tr)
@@ -538,7 +538,7 @@ func TestVerifyKeySelection(t *testing.T) {
 			return jwttest.Sign(t, es, nil, testClaims(map[string]any{"iss": nil}))
 		}, want: ReasonWrongIssuer},
 		{name: "alg outside the issuer's algorithms is forbidden_alg", token: signWith(rs, nil),
-			policy: func(p *IssuerPolicy) { p.Algorithms = []string{"ES256"} }, want: ReasonForbiddenAlg, refresh: calls(0),
+			policy: func(p *issuerPolicy) { p.Algorithms = []string{"ES256"} }, want: ReasonForbiddenAlg, refresh: calls(0),
 			step: "alg", detail: "alg RS256 is not allowed for this issuer (allowed: ES256)"},
 		{name: "unknown kid is unknown_kid after one refresh", token: signWith(fixtureKey(t, "ES256", "k-missing", 0), nil),
 			want: ReasonUnknownKid, refresh: calls(1), step: "key",
@@ -612,11 +612,11 @@ func TestVerifyClaimRules(t *testing.T) {
 	withHeader := func(hdr map[string]any, over map[string]any) func(t *testing.T) string {
 		return func(t *testing.T) string { return jwttest.Sign(t, key, hdr, testClaims(over)) }
 	}
-	aud := func(p *IssuerPolicy) { p.Audience = []string{"api", "api2"} }
-	typ := func(types ...string) func(p *IssuerPolicy) {
-		return func(p *IssuerPolicy) { p.TokenTypes = types }
+	aud := func(p *issuerPolicy) { p.Audience = []string{"api", "api2"} }
+	typ := func(types ...string) func(p *issuerPolicy) {
+		return func(p *issuerPolicy) { p.TokenTypes = types }
 	}
-	life := VerifierOptions{MaxLifetime: time.Hour}
+	life := verifierOptions{MaxLifetime: time.Hour}
 	leeway := int64(testLeeway / time.Second)
 
 	cases := []verifyCase{
@@ -719,10 +719,10 @@ func TestVerifyClaimRules(t *testing.T) {
 
 		// Order: the first failing rule decides.
 		{name: "expired and wrong audience is expired", policy: aud, token: claims(map[string]any{"exp": now - 3600, "aud": "x"}), want: ReasonExpired},
-		{name: "wrong audience and wrong type is wrong_audience", policy: func(p *IssuerPolicy) { aud(p); typ("at+jwt")(p) },
+		{name: "wrong audience and wrong type is wrong_audience", policy: func(p *issuerPolicy) { aud(p); typ("at+jwt")(p) },
 			token: claims(map[string]any{"aud": "x"}), want: ReasonWrongAudience},
 		{name: "wrong type and cnf is wrong_type", policy: typ("at+jwt"), token: claims(map[string]any{"cnf": map[string]any{}}), want: ReasonWrongType},
-		{name: "cnf and failing require is bound_token", opts: VerifierOptions{Require: []ClaimRule{{Claim: "role", Values: []string{"x"}}}},
+		{name: "cnf and failing require is bound_token", opts: verifierOptions{Require: []ClaimRule{{Claim: "role", Values: []string{"x"}}}},
 			token: claims(map[string]any{"cnf": map[string]any{}}), want: ReasonBoundToken},
 		{name: "bad signature beats expired", token: func(t *testing.T) string {
 			return tamperSignature(t, jwttest.Sign(t, key, nil, testClaims(map[string]any{"exp": now - 3600})))
@@ -751,7 +751,7 @@ func TestVerifyRequireRules(t *testing.T) {
 		"permissions_count": json.RawMessage("1e3"),
 	}
 	token := func(t *testing.T) string { return jwttest.Sign(t, key, nil, testClaims(extra)) }
-	rules := func(r ...ClaimRule) VerifierOptions { return VerifierOptions{Require: r} }
+	rules := func(r ...ClaimRule) verifierOptions { return verifierOptions{Require: r} }
 	rule := func(claim string, values ...string) ClaimRule { return ClaimRule{Claim: claim, Values: values} }
 
 	cases := []verifyCase{
@@ -795,9 +795,9 @@ func TestVerifierIssuers(t *testing.T) {
 	keyB := fixtureKey(t, "ES256", "shared-kid", 1)
 	srcA := &staticKeySource{set: loadTestSet(t, LoadOptions{}, keyA)}
 	srcB := &staticKeySource{set: loadTestSet(t, LoadOptions{}, keyB)}
-	v := testVerifier(VerifierOptions{},
-		&IssuerPolicy{Issuer: "https://a.example", Algorithms: []string{"ES256"}, Keys: srcA},
-		&IssuerPolicy{Issuer: "https://b.example", Algorithms: []string{"ES256"}, Audience: []string{"b-api"}, Keys: srcB},
+	v := testVerifier(verifierOptions{},
+		&issuerPolicy{Issuer: "https://a.example", Algorithms: []string{"ES256"}, Keys: srcA},
+		&issuerPolicy{Issuer: "https://b.example", Algorithms: []string{"ES256"}, Audience: []string{"b-api"}, Keys: srcB},
 	)
 	tokA := jwttest.Sign(t, keyA, nil, testClaims(map[string]any{"iss": "https://a.example"}))
 	tokB := jwttest.Sign(t, keyB, nil, testClaims(map[string]any{"iss": "https://b.example", "aud": "b-api"}))
@@ -824,9 +824,9 @@ func TestNewVerifierOwnsItsPolicies(t *testing.T) {
 	before.Algorithms = slices.Clone(policy.Algorithms)
 	before.Audience = slices.Clone(policy.Audience)
 	before.TokenTypes = slices.Clone(policy.TokenTypes)
-	v := testVerifier(VerifierOptions{Leeway: testLeeway, Require: rules}, policy)
+	v := testVerifier(verifierOptions{Leeway: testLeeway, Require: rules}, policy)
 	if !reflect.DeepEqual(*policy, before) {
-		t.Fatalf("NewVerifier changed its input policy: %+v, was %+v", *policy, before)
+		t.Fatalf("newTokenVerifier changed its input policy: %+v, was %+v", *policy, before)
 	}
 	good := jwttest.Sign(t, key, map[string]any{"typ": "at+jwt"}, testClaims(map[string]any{"aud": "api", "scope": "read"}))
 	wantReason(t, v, good, "")
@@ -843,7 +843,7 @@ func TestNewVerifierOwnsItsPolicies(t *testing.T) {
 func TestVerifyRejectionsCarryReasons(t *testing.T) {
 	key := fixtureKey(t, "ES256", "k1", 0)
 	policy, _ := testPolicy(loadTestSet(t, LoadOptions{}, key))
-	v := testVerifier(VerifierOptions{}, policy)
+	v := testVerifier(verifierOptions{}, policy)
 	tok := tamperSignature(t, jwttest.Sign(t, key, nil, testClaims(nil)))
 	_, err := v.Verify(context.Background(), tok)
 	if ReasonOf(err) != ReasonBadSignature {
@@ -872,7 +872,7 @@ func TestVerifyTraceNamesEveryStep(t *testing.T) {
 	src.after = loadTestSet(t, LoadOptions{}, key)
 	policy.Audience = []string{"api"}
 	policy.TokenTypes = []string{"at+jwt"}
-	v := testVerifier(VerifierOptions{Leeway: testLeeway, MaxLifetime: time.Hour, Require: []ClaimRule{
+	v := testVerifier(verifierOptions{Leeway: testLeeway, MaxLifetime: time.Hour, Require: []ClaimRule{
 		{Claim: "scope", Values: []string{"read"}}, {Claim: "roles", Values: []string{"admin"}},
 	}}, policy)
 	tok := jwttest.Sign(t, key, map[string]any{"typ": "at+jwt"}, testClaims(map[string]any{

@@ -10,9 +10,9 @@ import (
 
 // TestWycheproofFullVerifier runs the Project Wycheproof JOSE vectors
 // (Apache License 2.0; internal/jose/testdata/wycheproof/README.md has the
-// source, the snapshot and the licence) through the full Verifier. The JWS
+// source, the snapshot and the licence) through the full tokenVerifier. The JWS
 // layer's verdict on each vector is checked in internal/jose; here the
-// property is that the Verifier never accepts one (their payloads are no
+// property is that the tokenVerifier never accepts one (their payloads are no
 // JWT claim sets with exp) and always answers with a closed-list reason.
 func TestWycheproofFullVerifier(t *testing.T) {
 	dir := wycheproofDir(t)
@@ -52,13 +52,13 @@ func TestWycheproofFullVerifier(t *testing.T) {
 			set, _, _ := parseKeySet(raw, true)
 			policy, _ := testPolicy(set)
 			policy.Issuer = ""
-			verifier := testVerifier(VerifierOptions{}, policy)
+			verifier := testVerifier(verifierOptions{}, policy)
 			for _, tc := range g.Tests {
 				n++
 				_, err := verifier.Verify(context.Background(), tc.JWS)
 				switch r := ReasonOf(err); {
 				case err == nil:
-					t.Errorf("%s tcId %d: the Verifier accepted a vector whose payload is no JWT claim set", file.name, tc.TcID)
+					t.Errorf("%s tcId %d: the tokenVerifier accepted a vector whose payload is no JWT claim set", file.name, tc.TcID)
 				case !isClosedListReason(r):
 					t.Errorf("%s tcId %d: answered %v, not a closed-list reason", file.name, tc.TcID, err)
 				default:
@@ -69,7 +69,7 @@ func TestWycheproofFullVerifier(t *testing.T) {
 		if n == 0 {
 			t.Fatalf("%s: no vectors", file.name)
 		}
-		t.Logf("%s: %d vectors, Verifier rejections %v", file.name, n, reasons)
+		t.Logf("%s: %d vectors, tokenVerifier rejections %v", file.name, n, reasons)
 	}
 }
 
