@@ -55,6 +55,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		dpop off|allowed|required
 //		dpop_algorithms <alg...>
 //		dpop_max_age <duration>
+//		dpop_replay_size <n>
 //		dpop_nonce
 //		mtls off|allowed|required
 //		resource <url> [{ scopes_supported|resource_name|resource_documentation|resource_policy_uri|resource_tos_uri ... }]
@@ -196,6 +197,17 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser, top *IssuerConfig) err
 			return d.Errf("cache_size: %q is not an integer", v)
 		}
 		h.CacheSize = &n
+	case "dpop_replay_size":
+		v, err := singleArg(d)
+		if err != nil {
+			return err
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n == 0 {
+			// 0 would read as "absent" in JSON: the default.
+			return d.Errf("dpop_replay_size: %q is not a positive integer", v)
+		}
+		h.DPoPReplaySize = n
 	default:
 		return d.Errf("unknown subdirective %q", name)
 	}

@@ -114,6 +114,10 @@ type Config struct {
 	DPoPMaxAge caddy.Duration `json:"dpop_max_age,omitempty"`
 	// DPoPNonce demands server-issued nonces in proofs (RFC 9449 §9).
 	DPoPNonce bool `json:"dpop_nonce,omitempty"`
+	// DPoPReplaySize bounds the DPoP replay memory, in proofs remembered
+	// (about 60 bytes each); when full, new proofs are refused. Default
+	// 100000.
+	DPoPReplaySize int `json:"dpop_replay_size,omitempty"`
 	// MTLS is off, allowed or required (RFC 8705): whether tokens bound to
 	// the TLS client certificate (cnf x5t#S256) are accepted, and whether
 	// unbound tokens still are. Default off.
@@ -160,6 +164,14 @@ func (c *Config) dpopAlgorithms() []string {
 
 func (c *Config) dpopMaxAge() time.Duration {
 	return durationOr(c.DPoPMaxAge, defaultDPoPMaxAge)
+}
+
+// dpopReplaySize is DPoPReplaySize with its default applied.
+func (c *Config) dpopReplaySize() int {
+	if c.DPoPReplaySize <= 0 {
+		return defaultReplayCapacity
+	}
+	return c.DPoPReplaySize
 }
 
 func durationOr(d caddy.Duration, def time.Duration) time.Duration {

@@ -34,7 +34,9 @@ type dpopE2E struct {
 
 // startDPoPE2E runs one Caddy with a route per mode, all proxying to one
 // upstream that records {http.auth.binding}.
-func startDPoPE2E(t *testing.T, global string) *dpopE2E {
+// startDPoPE2E serves the DPoP routes; rootExtra adds options to the
+// jwt_auth of the "/" route.
+func startDPoPE2E(t *testing.T, global string, rootExtra ...string) *dpopE2E {
 	t.Helper()
 	e := &dpopE2E{issuer: jwttest.NewEC(t, "ES256", "idp-1"), client: newTestProofKey(t, jwttest.NewEC(t, "ES256", ""))}
 	e.up = newCountingUpstream(t)
@@ -62,7 +64,7 @@ func startDPoPE2E(t *testing.T, global string) *dpopE2E {
 	}`, prefix, dpopE2EIssuer, file, extra, e.up.srv.Listener.Addr())
 	}
 	site := route("/req/", "\t\t\tdpop required") + route("/off/", "\t\t\tdpop off") +
-		route("/nonce/", "\t\t\tdpop_nonce") + route("/", "")
+		route("/nonce/", "\t\t\tdpop_nonce") + route("/", strings.Join(rootExtra, "\n"))
 	if global == "" {
 		global = globalOptions
 	}
@@ -314,12 +316,9 @@ func TestDPoPE2EReplayAndCacheHit(t *testing.T) {
 }
 
 func TestDPoPE2EReplayMemoryFull(t *testing.T) {
-	saved := dpopReplayCapacity
-	dpopReplayCapacity = 1
-	t.Cleanup(func() { dpopReplayCapacity = saved })
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
 	global := strings.Replace(globalOptions, "\tgrace_period 1ns\n", "\tgrace_period 1ns\n\tlog {\n\t\toutput file "+logFile+"\n\t\tlevel WARN\n\t}\n", 1)
-	e := startDPoPE2E(t, global)
+	e := startDPoPE2E(t, global, "\t\t\tdpop_replay_size 1")
 	tok := e.token(t, e.client.jkt)
 	e.wantPass(t, dpopRequest{path: "/api/resource", headers: dpopHeaders(tok, dpopProof(t, e.client, dpopURL, tok, nil, nil))}, "dpop")
 	// A fresh proof the full memory cannot remember is refused, never

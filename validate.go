@@ -83,6 +83,9 @@ func (c *Config) validateBinding() error {
 			return fmt.Errorf("dpop_algorithms: %q is not an asymmetric JWS algorithm (known: %s)", a, strings.Join(defaultDPoPAlgorithms(), " "))
 		}
 	}
+	if c.DPoPReplaySize < 0 {
+		return errors.New("dpop_replay_size must not be negative")
+	}
 	if c.DPoPMaxAge < 0 {
 		return errors.New("dpop_max_age must not be negative")
 	}

@@ -60,16 +60,14 @@ type verifierOptions struct {
 	DPoPAlgorithms []string
 	// DPoPMaxAge is how old a proof's iat may be (plus Leeway); 0: 60s.
 	DPoPMaxAge time.Duration
+	// DPoPReplaySize bounds the replay memory; 0: 100000.
+	DPoPReplaySize int
 
 	// nonces, when set, demands server nonces in proofs (RFC 9449 §9).
 	nonces *dpopNonces
 	// replayFull is called when the replay memory refuses a proof.
 	replayFull func()
 }
-
-// dpopReplayCapacity is the size of each verifier's DPoP replay memory; a
-// variable only so that a test can make the memory fill.
-var dpopReplayCapacity = defaultReplayCapacity
 
 // newVerifier builds the verifier of a validated cfg. It is the one
 // construction shared by Provision and `caddy jwt verify`, which differ only
@@ -93,6 +91,7 @@ func newVerifier(cfg *Config, keysFor func(IssuerConfig) (keySource, error), hoo
 		// The handler's nonce source and warning; the CLI has neither.
 		DPoPAlgorithms: cfg.dpopAlgorithms(),
 		DPoPMaxAge:     cfg.dpopMaxAge(),
+		DPoPReplaySize: cfg.dpopReplaySize(),
 		nonces:         hooks.nonces,
 		replayFull:     hooks.replayFull,
 	}), nil
@@ -133,7 +132,11 @@ func newTokenVerifier(issuers []*issuerPolicy, opts verifierOptions) *tokenVerif
 	}
 	// A proof accepted at t has iat ≤ t + leeway and stays acceptable until
 	// iat + max_age + leeway: the window covers that (dpop_replay.go).
-	v.dpop.replay = newReplayMemory(dpopReplayCapacity, v.dpop.maxAge+2*v.leeway)
+	replaySize := opts.DPoPReplaySize
+	if replaySize <= 0 {
+		replaySize = defaultReplayCapacity
+	}
+	v.dpop.replay = newReplayMemory(replaySize, v.dpop.maxAge+2*v.leeway)
 	v.dpop.keys = newProofKeyCache(defaultProofKeyCapacity)
 	for _, r := range opts.Require {
 		v.require = append(v.require, ClaimRule{Claim: r.Claim, Values: slices.Clone(r.Values)})
