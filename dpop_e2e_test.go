@@ -173,7 +173,7 @@ func TestDPoPE2EProofAttacks(t *testing.T) {
 	e := startDPoPE2E(t, "")
 	tok := e.token(t, e.client.jkt)
 	other := newTestProofKey(t, jwttest.NewEC(t, "ES256", ""))
-	weak := newTestProofKey(t, &jwttest.Key{Alg: "RS256", Private: testKeys().rsa1024})
+	weak := newTestProofKey(t, &jwttest.Key{Alg: "RS256", Private: jwttest.Shared().RSA1024})
 	hmacKey := jwttest.NewHMAC(t, 32, "", "HS256")
 	proof := func(hdr, claims map[string]any) string { return dpopProof(t, e.client, dpopURL, tok, hdr, claims) }
 	b64 := func(v any) string {

@@ -47,7 +47,7 @@ func TestParseKeySet(t *testing.T) {
 	es := fixtureKey(t, "ES256", "es", 0)
 	hs := fixtureKey(t, "HS256", "hs", 0)
 	rs := fixtureKey(t, "RS256", "rs", 0)
-	enc := &jwttest.Key{Kid: "enc", Alg: "RS256", Use: "enc", Private: testKeys().rsa[1]}
+	enc := &jwttest.Key{Kid: "enc", Alg: "RS256", Use: "enc", Private: jwttest.Shared().RSA[1]}
 	doc := jwttest.JWKS(es, hs, enc, rs)
 	cases := []struct {
 		name      string

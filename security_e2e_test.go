@@ -72,7 +72,7 @@ func startSecurityE2E(t *testing.T) *securityE2E {
 	useRealClock(t)
 	s := &securityE2E{env: newAttackEnv(t), up: newCountingUpstream(t)}
 	e := s.env
-	s.weak = &jwttest.Key{Kid: "weak-1024", Alg: "RS256", Private: testKeys().rsa1024}
+	s.weak = &jwttest.Key{Kid: "weak-1024", Alg: "RS256", Private: jwttest.Shared().RSA1024}
 	s.jwks = jwttest.NewServer(t, e.rs, e.ps, e.ps384, e.es, e.es384, e.ed, e.rsAny, e.sharedEC, e.sharedRSA, s.weak)
 
 	route := func(prefix, extra string) string {

@@ -2,18 +2,12 @@ package jwtauth
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,89 +27,12 @@ const testIssuer = "https://issuer.example"
 // checked at exact boundaries rather than "about now".
 var testNow = time.Unix(1_750_000_000, 0)
 
-// testKeyMaterial is generated once per test binary: RSA key generation is
-// the slowest thing these tests do, and every test wants fresh-looking keys.
-type testKeyMaterial struct {
-	rsa     [3]*rsa.PrivateKey
-	ec      map[string][2]*ecdsa.PrivateKey // by curve name
-	ed      [2]ed25519.PrivateKey
-	hmac    map[int][2][]byte // by size in bytes
-	rsa1024 *rsa.PrivateKey
-}
-
-var (
-	testKeysOnce sync.Once
-	testKeysVal  *testKeyMaterial
-)
-
-// testKeys returns the shared key material, generating it on first use.
-func testKeys() *testKeyMaterial {
-	testKeysOnce.Do(func() {
-		m := &testKeyMaterial{ec: map[string][2]*ecdsa.PrivateKey{}, hmac: map[int][2][]byte{}}
-		var err error
-		for i := range m.rsa {
-			if m.rsa[i], err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-				panic(err)
-			}
-		}
-		if m.rsa1024, err = rsa.GenerateKey(rand.Reader, 1024); err != nil {
-			panic(err)
-		}
-		for _, c := range []elliptic.Curve{elliptic.P256(), elliptic.P384(), elliptic.P521()} {
-			var pair [2]*ecdsa.PrivateKey
-			for i := range pair {
-				if pair[i], err = ecdsa.GenerateKey(c, rand.Reader); err != nil {
-					panic(err)
-				}
-			}
-			m.ec[c.Params().Name] = pair
-		}
-		for i := range m.ed {
-			if _, m.ed[i], err = ed25519.GenerateKey(rand.Reader); err != nil {
-				panic(err)
-			}
-		}
-		for _, size := range []int{16, 31, 32, 48, 64} {
-			var pair [2][]byte
-			for i := range pair {
-				pair[i] = make([]byte, size)
-				_, _ = rand.Read(pair[i])
-			}
-			m.hmac[size] = pair
-		}
-		testKeysVal = m
-	})
-	return testKeysVal
-}
-
-// fixtureKey returns a signing key for alg with the given kid, backed by the
-// shared material. slot 0 and 1 are different keys of the same type, so a
-// test can sign with "the other key" under the same kid.
+// fixtureKey is jwttest.Fixture: a signing key for alg backed by the test
+// binary's shared material. slot 0 and 1 are different keys of the same
+// type, so a test can sign with "the other key" under the same kid.
 func fixtureKey(t testing.TB, alg, kid string, slot int) *jwttest.Key {
 	t.Helper()
-	m := testKeys()
-	k := &jwttest.Key{Kid: kid, Alg: alg}
-	switch {
-	case strings.HasPrefix(alg, "RS"), strings.HasPrefix(alg, "PS"):
-		k.Private = m.rsa[slot]
-	case alg == "ES256":
-		k.Private = m.ec["P-256"][slot]
-	case alg == "ES384":
-		k.Private = m.ec["P-384"][slot]
-	case alg == "ES512":
-		k.Private = m.ec["P-521"][slot]
-	case alg == "EdDSA", alg == "Ed25519":
-		k.Private = m.ed[slot]
-	case alg == "HS256":
-		k.Secret = m.hmac[32][slot]
-	case alg == "HS384":
-		k.Secret = m.hmac[48][slot]
-	case alg == "HS512":
-		k.Secret = m.hmac[64][slot]
-	default:
-		t.Fatalf("fixtureKey: no material for %q", alg)
-	}
-	return k
+	return jwttest.Fixture(t, alg, kid, slot)
 }
 
 // isKey reports whether the loaded key k is the fixture key want: same kid

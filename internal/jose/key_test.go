@@ -70,9 +70,9 @@ func kidsOf(keys []*Key) []string {
 func TestParseKeysSkipsUnusableKeys(t *testing.T) {
 	good := fixture(t, "ES256", "good", 0)
 	rsaKey := fixture(t, "RS256", "rsa", 0)
-	small := &jwttest.Key{Kid: "rsa1024", Alg: "RS256", Private: material().rsa1024}
+	small := &jwttest.Key{Kid: "rsa1024", Alg: "RS256", Private: jwttest.Shared().RSA1024}
 	oct := fixture(t, "HS256", "oct", 0)
-	short := &jwttest.Key{Kid: "short", Alg: "HS256", Secret: material().hmac[31][0]}
+	short := &jwttest.Key{Kid: "short", Alg: "HS256", Secret: jwttest.Shared().HMAC[31][0]}
 	p256 := fixture(t, "ES256", "p256", 1)
 
 	cases := []struct {
@@ -380,13 +380,13 @@ func TestParseKeysPEM(t *testing.T) {
 	ec := fixture(t, "ES384", "", 0)
 	ed := fixture(t, "EdDSA", "", 0)
 	ec2 := fixture(t, "ES256", "", 1)
-	rsaPriv := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(material().rsa[0])})
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(material().ec["P-256"][1])
+	rsaPriv := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(jwttest.Shared().RSA[0])})
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(jwttest.Shared().EC["P-256"][1])
 	if err != nil {
 		t.Fatal(err)
 	}
 	ecPriv := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
-	small := (&jwttest.Key{Private: material().rsa1024}).PublicPEM()
+	small := (&jwttest.Key{Private: jwttest.Shared().RSA1024}).PublicPEM()
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, []byte("\n")) }
 
 	cases := []struct {
@@ -495,7 +495,7 @@ func TestSelect(t *testing.T) {
 	rs := fixture(t, "RS256", "k", 0)
 	noKid := fixture(t, "ES384", "", 0)
 	hs := fixture(t, "HS384", "h", 0)
-	hsShort := &jwttest.Key{Kid: "h32", Alg: "", Secret: material().hmac[32][0], OmitAlg: true}
+	hsShort := &jwttest.Key{Kid: "h32", Alg: "", Secret: jwttest.Shared().HMAC[32][0], OmitAlg: true}
 	fixtures := []*jwttest.Key{es, rs, noKid, hs, hsShort}
 	keys := parseTestKeys(t, ImportOptions{AllowHMAC: true}, fixtures...)
 	single := parseTestKeys(t, ImportOptions{}, noKid)
@@ -566,9 +566,9 @@ func TestVerifyRefusesKeyTypeConfusion(t *testing.T) {
 		{"EdDSA with an EC key", "EdDSA", ec.Public(), jwttest.SignInput(t, ed, "EdDSA", []byte(input))},
 		{"unknown alg", "XS256", rs.Public(), jwttest.SignInput(t, rs, "RS256", []byte(input))},
 		{"nil key", "RS256", nil, jwttest.SignInput(t, rs, "RS256", []byte(input))},
-		{"HMAC secret too short for HS512", "HS512", HMACSecret(material().hmac[48][0]), hmacWith(material().hmac[48][0], "HS512")},
-		{"HMAC secret of 31 bytes for HS256", "HS256", HMACSecret(material().hmac[31][0]), hmacWith(material().hmac[31][0], "HS256")},
-		{"RSA private key", "RS256", material().rsa[0], jwttest.SignInput(t, rs, "RS256", []byte(input))},
+		{"HMAC secret too short for HS512", "HS512", HMACSecret(jwttest.Shared().HMAC[48][0]), hmacWith(jwttest.Shared().HMAC[48][0], "HS512")},
+		{"HMAC secret of 31 bytes for HS256", "HS256", HMACSecret(jwttest.Shared().HMAC[31][0]), hmacWith(jwttest.Shared().HMAC[31][0], "HS256")},
+		{"RSA private key", "RS256", jwttest.Shared().RSA[0], jwttest.SignInput(t, rs, "RS256", []byte(input))},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -616,7 +616,7 @@ func TestVerifyEveryAlgorithm(t *testing.T) {
 // a PUBLIC KEY block (x509 marshals any exponent; import must refuse bad ones).
 func rsaPEMWithExponent(t *testing.T, e int) []byte {
 	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: material().rsa[0].N, E: e})
+	der, err := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: jwttest.Shared().RSA[0].N, E: e})
 	if err != nil {
 		t.Fatal(err)
 	}
