@@ -1,7 +1,9 @@
 package jwttest
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -13,7 +15,7 @@ import (
 	"time"
 )
 
-// Mode selects how the Server answers /jwks.json, to simulate IdP failures.
+// Mode selects how the Server answers its key set URL, to simulate IdP failures.
 type Mode int
 
 // The modes. Modes other than Normal ignore SetBody, ETag and Cache-Control.
@@ -38,6 +40,10 @@ const HugePadding = 1<<20 + 64<<10
 type Server struct {
 	t    testing.TB
 	addr string // host:port, fixed for the Server's life
+	// jwksPath is /jwks-<random>.json: unique per Server, so a key set a
+	// module stored for an earlier Server on the same (reused) port is
+	// never taken for this one's.
+	jwksPath string
 
 	mu           sync.Mutex
 	cond         *sync.Cond // on mu; signalled when a generation's last handler ends
@@ -66,7 +72,7 @@ type generation struct {
 }
 
 // NewServer starts a server on 127.0.0.1 (random port) serving keys at
-// /jwks.json and discovery at /.well-known/openid-configuration. It is
+// JWKSURL() and discovery at /.well-known/openid-configuration. It is
 // closed by t.Cleanup.
 func NewServer(t testing.TB, keys ...*Key) *Server {
 	t.Helper()
@@ -74,7 +80,9 @@ func NewServer(t testing.TB, keys ...*Key) *Server {
 	if err != nil {
 		t.Fatalf("jwttest: listen: %v", err)
 	}
-	s := &Server{t: t, addr: l.Addr().String(), keys: keys, etag: true}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	s := &Server{t: t, addr: l.Addr().String(), jwksPath: "/jwks-" + hex.EncodeToString(id[:]) + ".json", keys: keys, etag: true}
 	s.cond = sync.NewCond(&s.mu)
 	s.mu.Lock()
 	s.serve(l)
@@ -86,8 +94,8 @@ func NewServer(t testing.TB, keys ...*Key) *Server {
 // URL returns the base URL, e.g. http://127.0.0.1:PORT.
 func (s *Server) URL() string { return "http://" + s.addr }
 
-// JWKSURL returns URL()+"/jwks.json".
-func (s *Server) JWKSURL() string { return s.URL() + "/jwks.json" }
+// JWKSURL returns the key set's URL, unique per Server.
+func (s *Server) JWKSURL() string { return s.URL() + s.jwksPath }
 
 // SetKeys replaces the served keys (key rotation) and clears any SetBody.
 func (s *Server) SetKeys(keys ...*Key) {
@@ -136,7 +144,7 @@ func (s *Server) SetMode(m Mode) {
 	}
 }
 
-// SetDelay makes /jwks.json wait d before answering (a slow IdP). The
+// SetDelay makes the key set URL wait d before answering (a slow IdP). The
 // handler still returns as soon as the client gives up or the server closes.
 func (s *Server) SetDelay(d time.Duration) {
 	s.mu.Lock()
@@ -166,10 +174,10 @@ func (s *Server) SetIssuer(iss string) {
 	s.issuer = iss
 }
 
-// Hits returns how many requests reached /jwks.json (in any mode but Down).
+// Hits returns how many requests reached the key set URL (in any mode but Down).
 func (s *Server) Hits() int { return int(s.hits.Load()) }
 
-// NotModified returns how many /jwks.json requests were answered 304.
+// NotModified returns how many key set requests were answered 304.
 func (s *Server) NotModified() int { return int(s.notModified.Load()) }
 
 // DiscoveryHits returns how many requests reached the discovery document.
@@ -239,6 +247,7 @@ func (s *Server) handler(g *generation) http.Handler {
 		}()
 
 		switch r.URL.Path {
+		case s.jwksPath:
 		case "/.well-known/openid-configuration":
 			s.discoveryHits.Add(1)
 			if issuer == "" {
@@ -255,7 +264,6 @@ func (s *Server) handler(g *generation) http.Handler {
 				"id_token_signing_alg_values_supported": []string{"RS256", "ES256", "EdDSA"},
 			})
 			return
-		case "/jwks.json":
 		default:
 			http.NotFound(w, r)
 			return
