@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/keyimport"
 )
 
 func init() {
@@ -144,7 +145,7 @@ func roundMillis(secs float64) float64 { return math.Round(secs*1000) / 1000 }
 func verifiableAlgorithms(set *keySet) []string {
 	names := []string{}
 	for _, name := range jose.KnownAlgorithms() {
-		if slices.ContainsFunc(set.Keys, func(k *jose.Key) bool { return k.Fits(name) }) {
+		if slices.ContainsFunc(set.Keys, func(k *keyimport.Key) bool { return k.Fits(name) }) {
 			names = append(names, name)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/maypok86/otter/v2"
 
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/keyimport"
 )
 
 // maxCachedTokenSize keeps the cache's memory bounded by bytes as well as
@@ -38,13 +39,13 @@ type tokenCache struct {
 // id. A field the request path must check on every hit (a token binding's
 // thumbprint, say) belongs here too, as a string or fixed-size array.
 type cachedToken struct {
-	payload []byte        // the verified payload JSON; never modified
-	issuer  *issuerPolicy // the verifier's own copy; read only
-	key     *jose.Key     // the key that verified the token
-	userID  string        // the user_claim rendered, "" when absent
-	binding binding       // the token's cnf: checked again on every hit
-	expSec  int64         // exp as Unix seconds and nanoseconds: no
-	expNsec int32         // *time.Location pointer, no overflow before year 9999
+	payload []byte         // the verified payload JSON; never modified
+	issuer  *issuerPolicy  // the verifier's own copy; read only
+	key     *keyimport.Key // the key that verified the token
+	userID  string         // the user_claim rendered, "" when absent
+	binding binding        // the token's cnf: checked again on every hit
+	expSec  int64          // exp as Unix seconds and nanoseconds: no
+	expNsec int32          // *time.Location pointer, no overflow before year 9999
 }
 
 // cacheSlot is a token's place in the cache: its key, hashed once per

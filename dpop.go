@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/keyimport"
 )
 
 // dpopProofType is the only typ a proof may have (RFC 9449 §4.2).
@@ -166,7 +167,7 @@ func importProofKey(member map[string]any) (crypto.PublicKey, error) {
 	if err != nil {
 		return nil, reject(ReasonDPoPProof, "header jwk: %v", err)
 	}
-	key, _, err := jose.ImportJWK(raw, jose.ImportOptions{})
+	key, _, err := keyimport.ImportJWK(raw, keyimport.ImportOptions{})
 	if err != nil {
 		return nil, reject(ReasonDPoPProof, "header jwk: %v", err)
 	}

@@ -1,7 +1,6 @@
 package jwtauth
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -35,36 +34,36 @@ func FuzzDPoPProof(f *testing.F) {
 	nonce := nonces.current(testProofTime)
 
 	for i, s := range signers {
-		hdr := mustJSON(f, map[string]any{"typ": dpopProofType, "alg": s.key.Alg, "jwk": s.jwk})
+		hdr := jwttest.MustJSON(f, map[string]any{"typ": dpopProofType, "alg": s.key.Alg, "jwk": s.jwk})
 		claims := proofClaims(f)
 		// The valid seeds must pass, or the fuzzer starts with no accepted
 		// proof to mutate.
-		valid := signedProof(f, s, hdr, mustJSON(f, claims))
+		valid := signedProof(f, s, hdr, jwttest.MustJSON(f, claims))
 		if _, err := verifyDPoPProof(newTestCheck(valid, s.jkt)); err != nil {
 			f.Fatalf("%s seed proof refused: %v", s.key.Alg, err)
 		}
-		f.Add(hdr, mustJSON(f, claims), uint16(i<<1))   // valid
-		f.Add(hdr, mustJSON(f, claims), uint16(i<<1|1)) // tampered signature
+		f.Add(hdr, jwttest.MustJSON(f, claims), uint16(i<<1))   // valid
+		f.Add(hdr, jwttest.MustJSON(f, claims), uint16(i<<1|1)) // tampered signature
 		claims["nonce"] = nonce
-		f.Add(hdr, mustJSON(f, claims), uint16(i<<1|8)) // valid with a nonce
+		f.Add(hdr, jwttest.MustJSON(f, claims), uint16(i<<1|8)) // valid with a nonce
 		delete(claims, "nonce")
-		f.Add(hdr, mustJSON(f, claims), uint16(i<<1|8)) // nonce missing
+		f.Add(hdr, jwttest.MustJSON(f, claims), uint16(i<<1|8)) // nonce missing
 		// Signed by the other signer's key but naming this one's jwk.
-		f.Add(hdr, mustJSON(f, claims), uint16((i+1)%len(signers)<<1))
+		f.Add(hdr, jwttest.MustJSON(f, claims), uint16((i+1)%len(signers)<<1))
 	}
 	es := signers[0]
 	for _, h := range []string{
-		`{"typ":"dpop+jwt","alg":"none","jwk":` + mustJSON(f, es.jwk) + `}`,
-		`{"typ":"JWT","alg":"ES256","jwk":` + mustJSON(f, es.jwk) + `}`,
+		`{"typ":"dpop+jwt","alg":"none","jwk":` + jwttest.MustJSON(f, es.jwk) + `}`,
+		`{"typ":"JWT","alg":"ES256","jwk":` + jwttest.MustJSON(f, es.jwk) + `}`,
 		`{"typ":"dpop+jwt","alg":"HS256","jwk":{"kty":"oct","k":"c2VjcmV0"}}`,
 		`{"typ":"dpop+jwt","alg":"ES256"}`,
-		`{"typ":"dpop+jwt","alg":"ES256","jwk":` + strings.Replace(mustJSON(f, es.jwk), `{`, `{"d":"AAAA",`, 1) + `}`,
-		`{"typ":"dpop+jwt","alg":"ES384","jwk":` + mustJSON(f, es.jwk) + `}`,
-		`{"typ":"dpop+jwt","alg":"ES256","alg":"ES256","jwk":` + mustJSON(f, es.jwk) + `}`,
+		`{"typ":"dpop+jwt","alg":"ES256","jwk":` + strings.Replace(jwttest.MustJSON(f, es.jwk), `{`, `{"d":"AAAA",`, 1) + `}`,
+		`{"typ":"dpop+jwt","alg":"ES384","jwk":` + jwttest.MustJSON(f, es.jwk) + `}`,
+		`{"typ":"dpop+jwt","alg":"ES256","alg":"ES256","jwk":` + jwttest.MustJSON(f, es.jwk) + `}`,
 	} {
-		f.Add(h, mustJSON(f, proofClaims(f)), uint16(0))
+		f.Add(h, jwttest.MustJSON(f, proofClaims(f)), uint16(0))
 	}
-	hdr := mustJSON(f, map[string]any{"typ": dpopProofType, "alg": "ES256", "jwk": es.jwk})
+	hdr := jwttest.MustJSON(f, map[string]any{"typ": dpopProofType, "alg": "ES256", "jwk": es.jwk})
 	for _, c := range []string{
 		`{}`,
 		`{"jti":"a","htm":"GET","htu":"` + testProofURL + `","iat":1e30,"ath":"` + accessTokenHash(testProofToken) + `"}`,
@@ -130,13 +129,4 @@ func decodedAlg(header string) (string, error) {
 	}
 	alg, _ := obj["alg"].(string)
 	return alg, nil
-}
-
-func mustJSON(tb testing.TB, v any) string {
-	tb.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return string(b)
 }

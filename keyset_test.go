@@ -6,11 +6,11 @@ import (
 	"encoding/base64"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/keyimport"
 )
 
 // The import rules themselves are tested in internal/jose (key_test.go);
@@ -18,17 +18,11 @@ import (
 // a set, and parseKeySet's mapping of allowHMAC.
 
 // LoadOptions is what the root tests pass to loadTestSet.
-type LoadOptions = jose.ImportOptions
+type LoadOptions = keyimport.ImportOptions
 
 // strictB64 decodes base64url the way tokens must be encoded: unpadded,
 // canonical trailing bits.
 var strictB64 = base64.RawURLEncoding.Strict()
-
-// nestObjects returns n nested objects with a scalar at the bottom:
-// {"a":{"a":...1...}}.
-func nestObjects(n int) string {
-	return strings.Repeat(`{"a":`, n) + "1" + strings.Repeat("}", n)
-}
 
 // samePublicKey compares public keys of any supported type.
 func samePublicKey(a, b any) bool {
@@ -116,7 +110,7 @@ func TestKeySetFingerprints(t *testing.T) {
 	}
 }
 
-// TestKeySetSelect: a set selects by the candidate rules of jose.Select
+// TestKeySetSelect: a set selects by the candidate rules of keyimport.Select
 // (tested in full there): kid, type and curve fit, the key's own alg.
 func TestKeySetSelect(t *testing.T) {
 	es := fixtureKey(t, "ES256", "k", 0)

@@ -16,13 +16,14 @@ import (
 
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/keyimport"
 )
 
 // The size and count limits of docs/design.md "Verification order" and "Key sources", each tested
 // at its boundary: the last allowed value works, the first one past it is
 // refused. Limits already pinned elsewhere are not repeated here: over
 // 1 MiB in Huge mode and over 256 KiB discovery (jwks_test.go), the first 100
-// of 120 keys in jose.ParseKeys (internal/jose/key_test.go), a cross-host redirect
+// of 120 keys in keyimport.ParseKeys (internal/jose/key_test.go), a cross-host redirect
 // (jwks_test.go), kid of 256 and 257 bytes (verifier_test.go), header nesting
 // (jws_test.go).
 
@@ -106,8 +107,8 @@ func TestLimitDiscoveryDocumentIs256KiB(t *testing.T) {
 // the first 100 verify tokens, the 101st is unknown.
 func TestLimitHundredKeysPerRemoteSet(t *testing.T) {
 	base := jwttest.NewEC(t, "ES256", "")
-	jwks := make([]map[string]any, 0, jose.MaxKeys+1)
-	for i := 0; i <= jose.MaxKeys; i++ {
+	jwks := make([]map[string]any, 0, keyimport.MaxKeys+1)
+	for i := 0; i <= keyimport.MaxKeys; i++ {
 		j := base.JWK()
 		j["kid"] = fmt.Sprintf("k%03d", i)
 		jwks = append(jwks, j)
@@ -124,14 +125,14 @@ func TestLimitHundredKeysPerRemoteSet(t *testing.T) {
 		k.Kid = kid
 		return jwttest.Sign(t, &k, nil, jwttest.Claims("https://idp.example/", "api", time.Minute))
 	}
-	for _, kid := range []string{"k000", fmt.Sprintf("k%03d", jose.MaxKeys-1)} {
+	for _, kid := range []string{"k000", fmt.Sprintf("k%03d", keyimport.MaxKeys-1)} {
 		if _, err := v.Verify(context.Background(), sign(kid)); err != nil {
 			t.Fatalf("kid %s: %v", kid, err)
 		}
 	}
-	_, err := v.Verify(context.Background(), sign(fmt.Sprintf("k%03d", jose.MaxKeys)))
+	_, err := v.Verify(context.Background(), sign(fmt.Sprintf("k%03d", keyimport.MaxKeys)))
 	if ReasonOf(err) != ReasonUnknownKid {
-		t.Fatalf("key number %d: %v, want unknown_kid", jose.MaxKeys+1, err)
+		t.Fatalf("key number %d: %v, want unknown_kid", keyimport.MaxKeys+1, err)
 	}
 }
 
@@ -328,8 +329,8 @@ func TestLimitClaimsNestingDepth(t *testing.T) {
 		want        Reason
 	}{
 		// The claim set is depth 0, its members' values depth 1.
-		{"objects at the limit", nestObjects(jose.MaxDepth - 1), ""},
-		{"objects one past the limit", nestObjects(jose.MaxDepth), ReasonMalformed},
+		{"objects at the limit", jwttest.NestedObjects(jose.MaxDepth - 1), ""},
+		{"objects one past the limit", jwttest.NestedObjects(jose.MaxDepth), ReasonMalformed},
 		{"arrays at the limit", nestArrays(jose.MaxDepth - 1), ""},
 		{"arrays one past the limit", nestArrays(jose.MaxDepth), ReasonMalformed},
 		{"5000 levels", nestArrays(5000), ReasonMalformed},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/keyimport"
 )
 
 // issuerPolicy is what the verifier knows about one trusted issuer.
@@ -177,7 +178,7 @@ type verifiedToken struct {
 	Token *jose.JWS
 	// Issuer is the verifier's own copy of the issuer's policy; read only.
 	Issuer *issuerPolicy
-	Key    *jose.Key
+	Key    *keyimport.Key
 	Expiry time.Time
 	// binding is the token's cnf, kept so that the binding checks run on
 	// every request, verified-token cache hits included.
@@ -321,7 +322,7 @@ func (v *tokenVerifier) selectIssuer(t *jose.JWS, tr *trace) (*issuerState, erro
 // never in the token. A miss costs one unknown-kid refresh; its rejection
 // says why no key fits, because "unknown_kid" alone sends the operator to a
 // kid list that may well contain the kid.
-func selectKey(ctx context.Context, t *jose.JWS, issuer *issuerState, tr *trace) (*jose.Key, error) {
+func selectKey(ctx context.Context, t *jose.JWS, issuer *issuerState, tr *trace) (*keyimport.Key, error) {
 	keys := issuer.policy.Keys
 	set := keys.keySet()
 	if set == nil {
@@ -359,7 +360,7 @@ func explainMiss(set *keySet, kid, alg string, newSet bool) string {
 		fitting := 0
 		for _, k := range set.Keys {
 			// Select over a set of this key alone judges whether it fits.
-			if (&keySet{Keys: []*jose.Key{k}}).Select(k.ID, alg) != nil {
+			if (&keySet{Keys: []*keyimport.Key{k}}).Select(k.ID, alg) != nil {
 				fitting++
 			}
 		}
@@ -384,7 +385,7 @@ func explainMiss(set *keySet, kid, alg string, newSet bool) string {
 }
 
 // describeKey names a key's type and its own alg: "EC P-256 key (alg ES256)".
-func describeKey(k *jose.Key) string {
+func describeKey(k *keyimport.Key) string {
 	var kind string
 	switch pub := k.Public.(type) {
 	case *rsa.PublicKey:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/keyimport"
 )
 
 // This file holds the verifier's unit tests (decode, issuer, key, signature
@@ -37,7 +38,7 @@ func fixtureKey(t testing.TB, alg, kid string, slot int) *jwttest.Key {
 
 // isKey reports whether the loaded key k is the fixture key want: same kid
 // and same key material.
-func isKey(k *jose.Key, want *jwttest.Key) bool {
+func isKey(k *keyimport.Key, want *jwttest.Key) bool {
 	return k.ID == want.Kid && samePublicKey(k.Public, want.Public())
 }
 

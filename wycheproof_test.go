@@ -9,7 +9,7 @@ import (
 )
 
 // TestWycheproofFullVerifier runs the Project Wycheproof JOSE vectors
-// (Apache License 2.0; internal/jose/testdata/wycheproof/README.md has the
+// (Apache License 2.0; internal/keyimport/testdata/wycheproof/README.md has the
 // source, the snapshot and the licence) through the full tokenVerifier. The JWS
 // layer's verdict on each vector is checked in internal/jose; here the
 // property is that the tokenVerifier never accepts one (their payloads are no
@@ -73,12 +73,12 @@ func TestWycheproofFullVerifier(t *testing.T) {
 	}
 }
 
-// wycheproofDir finds the vectors as internal/jose does: $WYCHEPROOF_DIR,
-// else internal/jose/testdata/wycheproof, where they are committed. Missing
+// wycheproofDir finds the vectors as internal/keyimport does: $WYCHEPROOF_DIR,
+// else internal/keyimport/testdata/wycheproof, where they are committed. Missing
 // vectors fail the test: a skip would hide the whole suite.
 func wycheproofDir(t *testing.T) string {
 	t.Helper()
-	candidates := []string{os.Getenv("WYCHEPROOF_DIR"), filepath.Join("internal", "jose", "testdata", "wycheproof")}
+	candidates := []string{os.Getenv("WYCHEPROOF_DIR"), filepath.Join("internal", "keyimport", "testdata", "wycheproof")}
 	for _, dir := range candidates {
 		if dir == "" {
 			continue

@@ -2,10 +2,6 @@ package jose
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -94,81 +90,6 @@ func checkDecoded(t *testing.T, token string, jws *JWS) {
 	}
 }
 
-// FuzzParseKeySet: the importer never panics, and every key it returns obeys
-// the import rules: RSA ≥ MinRSABits with a sane exponent, EC on
-// P-256/384/521, Ed25519 of 32 bytes, HMAC only with AllowHMAC and ≥
-// MinHMACBytes, a known alg that fits, at most MaxKeys keys, each with a
-// fingerprint.
-func FuzzParseKeySet(f *testing.F) {
-	keys := []*jwttest.Key{
-		fixture(f, "RS256", "rs", 0), fixture(f, "PS512", "ps", 1), fixture(f, "ES256", "e1", 0),
-		fixture(f, "ES384", "e2", 0), fixture(f, "ES512", "e3", 0), fixture(f, "EdDSA", "ed", 0),
-		fixture(f, "HS256", "h1", 0), fixture(f, "HS512", "h2", 0),
-	}
-	f.Add(jwttest.JWKS(keys...), true)
-	f.Add(jwttest.JWKS(keys...), false)
-	for _, k := range keys {
-		f.Add(jwttest.JWKS(k), true)
-		if k.Private != nil {
-			f.Add(jwttest.JWKSOf(k.PrivateJWK()), false)
-			f.Add(k.PublicPEM(), false)
-			f.Add(k.CertPEM(f), false)
-		}
-	}
-	f.Add([]byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}`), false)
-	f.Add([]byte(`{"keys":[{"kty":"oct","k":"AAAA","alg":"HS256"}]}`), true)
-	f.Add([]byte(`{"keys":[{"kty":"RSA","n":"AQAB","e":"AQ"}]}`), false)
-	f.Add([]byte(`{"keys":[{"kty":"oct","KTY":"RSA","k":"AAAA"}],"USE":"sig"}`), true)
-	f.Add([]byte(`{"keys":[]}`), false)
-	f.Add([]byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"), false)
-
-	f.Fuzz(func(t *testing.T, data []byte, allowHMAC bool) {
-		got, _, err := ParseKeys(data, ImportOptions{AllowHMAC: allowHMAC})
-		if err != nil {
-			if got != nil {
-				t.Fatal("error with keys")
-			}
-			return
-		}
-		if len(got) == 0 || len(got) > MaxKeys {
-			t.Fatalf("%d keys", len(got))
-		}
-		for i, k := range got {
-			if k.Fingerprint() == "" {
-				t.Fatalf("key %d has no fingerprint", i)
-			}
-			if k.Alg != "" && !Fits(k.Public, k.Alg) {
-				t.Fatalf("key %d has alg %q that does not fit %T", i, k.Alg, k.Public)
-			}
-			switch pub := k.Public.(type) {
-			case *rsa.PublicKey:
-				if pub.N.BitLen() < MinRSABits || pub.E < 3 || pub.E%2 == 0 {
-					t.Fatalf("key %d: RSA of %d bits, e=%d", i, pub.N.BitLen(), pub.E)
-				}
-			case *ecdsa.PublicKey:
-				if _, err := pub.ECDH(); err != nil {
-					t.Fatalf("key %d: EC point not valid: %v", i, err)
-				}
-				switch pub.Curve {
-				case elliptic.P256(), elliptic.P384(), elliptic.P521():
-				default:
-					t.Fatalf("key %d: curve %s", i, pub.Curve.Params().Name)
-				}
-			case ed25519.PublicKey:
-				if len(pub) != ed25519.PublicKeySize {
-					t.Fatalf("key %d: Ed25519 of %d bytes", i, len(pub))
-				}
-			case HMACSecret:
-				if !allowHMAC || len(pub) < MinHMACBytes {
-					t.Fatalf("key %d: HMAC secret of %d bytes, AllowHMAC %v", i, len(pub), allowHMAC)
-				}
-			default:
-				t.Fatalf("key %d: unexpected type %T", i, pub)
-			}
-		}
-	})
-}
-
 // FuzzStrictJSON: the strict parser accepts exactly the inputs
 // encoding/json accepts as one object that are valid UTF-8, free of
 // duplicate member names and within MaxDepth, and then decodes the same
@@ -176,7 +97,7 @@ func FuzzParseKeySet(f *testing.F) {
 func FuzzStrictJSON(f *testing.F) {
 	for _, s := range []string{`{}`, `{"a":1}`, `{"a":1,"a":2}`, `{"a":{"b":[1,{"c":null}]}}`, `{"a":"\u0061","\u0061":1}`,
 		`{"n":-1.5e-3,"t":true,"f":false}`, "{\"a\":\"\xff\"}", `{"a":1} x`, `[]`, `{"a":"\ud800","b":"\udc00"}`,
-		`{"\ud800":1,"\udc00":2}`, nestObjects(MaxDepth), nestObjects(MaxDepth + 1), `{"a":[[[[[[]]]]]]}`,
+		`{"\ud800":1,"\udc00":2}`, jwttest.NestedObjects(MaxDepth), jwttest.NestedObjects(MaxDepth + 1), `{"a":[[[[[[]]]]]]}`,
 		`{"keys":[{"kty":"EC"}, 1 ,"x"]}`, `{"keys":{"a":[]}}`} {
 		f.Add([]byte(s))
 	}
@@ -188,7 +109,7 @@ func FuzzStrictJSON(f *testing.F) {
 			t.Fatalf("strict parser err=%v; encoding/json err=%v object=%v dup=%v depth=%d utf8=%v",
 				err, stdErr, facts.object, facts.duplicate, facts.maxDepth, utf8.Valid(data))
 		}
-		elems, found, spanErr := arrayMember(data, "keys")
+		elems, found, spanErr := ArrayMember(data, "keys")
 		if (spanErr == nil) != (err == nil) {
 			t.Fatalf("arrayMember err=%v, ParseObject err=%v", spanErr, err)
 		}

@@ -32,11 +32,11 @@ func ParseObject(data []byte) (map[string]any, error) {
 	return v.(map[string]any), nil
 }
 
-// arrayMember parses data exactly as ParseObject does, in the same single
+// ArrayMember parses data exactly as ParseObject does, in the same single
 // pass, and also returns the raw bytes of each element of the top-level
 // member named member. found is false when there is no such member or its
 // value is not an array. The spans alias data.
-func arrayMember(data []byte, member string) (elems []json.RawMessage, found bool, err error) {
+func ArrayMember(data []byte, member string) (elems []json.RawMessage, found bool, err error) {
 	p := newParser(data)
 	defer p.release()
 	p.member = member

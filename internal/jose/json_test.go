@@ -2,6 +2,7 @@ package jose
 
 import (
 	"encoding/json"
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
 	"reflect"
 	"strings"
 	"testing"
@@ -29,8 +30,8 @@ func TestParseObject(t *testing.T) {
 		{"same name in sibling objects is fine", `{"x":{"a":1},"y":{"a":1}}`, true},
 
 		// Depth.
-		{"nesting at the limit", nestObjects(MaxDepth), true},
-		{"nesting one past the limit", nestObjects(MaxDepth + 1), false},
+		{"nesting at the limit", jwttest.NestedObjects(MaxDepth), true},
+		{"nesting one past the limit", jwttest.NestedObjects(MaxDepth + 1), false},
 		{"deep arrays", `{"a":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, false},
 		{"very deep arrays stop early", `{"a":` + strings.Repeat("[", 100000) + `}`, false},
 
@@ -179,14 +180,14 @@ func TestArrayMember(t *testing.T) {
 		{"duplicate keys member", `{"keys":[1],"keys":[2]}`, nil, false, false},
 		{"duplicate inside an element", `{"keys":[{"kty":"EC","kty":"RSA"}]}`, nil, false, false},
 		{"duplicate after the array", `{"keys":[1],"x":{"a":1,"a":2}}`, nil, false, false},
-		{"too deep inside an element", `{"keys":[` + nestObjects(MaxDepth-1) + `]}`, nil, false, false},
-		{"at the depth limit inside an element", `{"keys":[` + nestObjects(MaxDepth-2) + `]}`, []string{nestObjects(MaxDepth - 2)}, true, true},
+		{"too deep inside an element", `{"keys":[` + jwttest.NestedObjects(MaxDepth-1) + `]}`, nil, false, false},
+		{"at the depth limit inside an element", `{"keys":[` + jwttest.NestedObjects(MaxDepth-2) + `]}`, []string{jwttest.NestedObjects(MaxDepth - 2)}, true, true},
 		{"trailing data", `{"keys":[1]} x`, nil, false, false},
 		{"invalid UTF-8", "{\"keys\":[\"\xff\"]}", nil, false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			elems, found, err := arrayMember([]byte(tc.input), "keys")
+			elems, found, err := ArrayMember([]byte(tc.input), "keys")
 			_, strictErr := ParseObject([]byte(tc.input))
 			if (err == nil) != (strictErr == nil) {
 				t.Fatalf("arrayMember err %v, ParseObject err %v", err, strictErr)

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
@@ -88,4 +89,20 @@ func Fixture(t testing.TB, alg, kid string, slot int) *Key {
 		t.Fatalf("jwttest.Fixture: no material for %q", alg)
 	}
 	return k
+}
+
+// NestedObjects returns n nested JSON objects with a scalar at the bottom,
+// {"a":{"a":...1...}}, for depth-limit tests.
+func NestedObjects(n int) string {
+	return strings.Repeat(`{"a":`, n) + "1" + strings.Repeat("}", n)
+}
+
+// MustJSON marshals v, failing the test on error.
+func MustJSON(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -1,4 +1,4 @@
-package jose
+package keyimport
 
 import (
 	"crypto/sha256"
@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 	"os"
 	"path/filepath"
 	"sort"
@@ -140,9 +141,9 @@ var wycheproofImportOptions = ImportOptions{AllowHMAC: true}
 // verifyJWSLayer runs one vector through the JWS layer: strict decode
 // (payload left as bytes), key selection, signature check.
 func verifyJWSLayer(keys []*Key, loadErr error, token string) wpOutcome {
-	t, err := DecodeJWS(token)
+	t, err := jose.DecodeJWS(token)
 	if err != nil {
-		return wpOutcome{why: "decode: " + err.(*Error).Kind.String()}
+		return wpOutcome{why: "decode: " + err.(*jose.Error).Kind.String()}
 	}
 	if loadErr != nil {
 		return wpOutcome{why: "key set: " + loadErr.Error()}
@@ -151,7 +152,7 @@ func verifyJWSLayer(keys []*Key, loadErr error, token string) wpOutcome {
 	if key == nil {
 		return wpOutcome{why: "no key for kid/alg"}
 	}
-	if !Verify(t.Alg, key.Public, t.SigningInput(), t.Signature()) {
+	if !jose.Verify(t.Alg, key.Public, t.SigningInput(), t.Signature()) {
 		return wpOutcome{why: "signature"}
 	}
 	return wpOutcome{accepted: true}

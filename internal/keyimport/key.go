@@ -1,4 +1,4 @@
-package jose
+package keyimport
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 	"math"
 	"slices"
 
@@ -53,7 +54,7 @@ func (k *Key) Fingerprint() string { return k.fingerprint }
 // type fits alg (see Fits) and the key's own alg, if any, is alg
 // (RFC 8725 §3.1: a key is bound to its algorithm).
 func (k *Key) Fits(alg string) bool {
-	return Fits(k.Public, alg) && (k.Alg == "" || k.Alg == alg)
+	return jose.Fits(k.Public, alg) && (k.Alg == "" || k.Alg == alg)
 }
 
 // Select returns the key of keys that verifies a token with this kid and
@@ -62,7 +63,7 @@ func (k *Key) Fits(alg string) bool {
 // A token without kid uses the only key that fits its alg, and none when
 // several do (a token must name its key then).
 func Select(keys []*Key, kid, alg string) *Key {
-	if LookupAlgorithm(alg) == nil {
+	if jose.LookupAlgorithm(alg) == nil {
 		return nil
 	}
 	if kid == "" {
@@ -133,7 +134,7 @@ func ParseKeys(data []byte, opts ImportOptions) (keys []*Key, warnings []string,
 // each "keys" element's bytes; jwx then parses each element once, and every
 // decision about the key is read from what jwx parsed.
 func parseJWKS(data []byte, opts ImportOptions) ([]*Key, []string, error) {
-	elems, found, err := arrayMember(data, "keys")
+	elems, found, err := jose.ArrayMember(data, "keys")
 	if err != nil {
 		return nil, nil, fmt.Errorf("JWKS is not a valid JSON object: %w", err)
 	}
@@ -166,7 +167,7 @@ func parseJWKS(data []byte, opts ImportOptions) ([]*Key, []string, error) {
 // strict parser (a JWK with duplicate member names is refused). err says
 // why the key is unusable; a warning with a key says what was ignored.
 func ImportJWK(raw []byte, opts ImportOptions) (*Key, string, error) {
-	if _, err := ParseObject(raw); err != nil {
+	if _, err := jose.ParseObject(raw); err != nil {
 		return nil, "", fmt.Errorf("JWK is not a valid JSON object: %w", err)
 	}
 	return importJWK(raw, opts)
@@ -192,7 +193,7 @@ func importJWK(raw []byte, opts ImportOptions) (*Key, string, error) {
 	alg := ""
 	if a, ok := parsed.Algorithm(); ok {
 		alg = a.String()
-		if LookupAlgorithm(alg) == nil {
+		if jose.LookupAlgorithm(alg) == nil {
 			return nil, "", fmt.Errorf("alg %.32q is not a supported signature algorithm", alg)
 		}
 	}
@@ -212,7 +213,7 @@ func importJWK(raw []byte, opts ImportOptions) (*Key, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if alg != "" && !Fits(key.Public, alg) {
+	if alg != "" && !jose.Fits(key.Public, alg) {
 		return nil, "", fmt.Errorf("alg %s does not fit the key type", alg)
 	}
 	return key, warning, nil
@@ -253,7 +254,7 @@ func newKey(kid, alg string, public any, opts ImportOptions) (*Key, error) {
 		if len(k) < MinHMACBytes {
 			return nil, fmt.Errorf("HMAC key of %d bytes is below %d", len(k), MinHMACBytes)
 		}
-		public = HMACSecret(slices.Clone(k))
+		public = jose.HMACSecret(slices.Clone(k))
 		material = k
 	default:
 		return nil, fmt.Errorf("unsupported key type %T", public)

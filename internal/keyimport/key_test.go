@@ -1,4 +1,4 @@
-package jose
+package keyimport
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 	"slices"
 	"strings"
 	"testing"
@@ -49,7 +50,7 @@ func offCurveJWK(t *testing.T, k *jwttest.Key) map[string]any {
 // case-insensitive reader would take.
 func withTail(t *testing.T, m map[string]any, tail string) []byte {
 	t.Helper()
-	b := []byte(mustJSON(t, m))
+	b := []byte(jwttest.MustJSON(t, m))
 	if tail != "" {
 		b = append(append(b[:len(b)-1], ','), tail+"}"...)
 	}
@@ -137,7 +138,7 @@ func TestParseKeysSkipsUnusableKeys(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			odd := withTail(t, tc.jwk, tc.tail)
-			doc := []byte(`{"keys":[` + mustJSON(t, good.JWK()) + `,` + string(odd) + `]}`)
+			doc := []byte(`{"keys":[` + jwttest.MustJSON(t, good.JWK()) + `,` + string(odd) + `]}`)
 			keys, warnings, err := ParseKeys(doc, tc.opts)
 			if err != nil {
 				t.Fatalf("the set failed because of one key: %v (%q)", err, warnings)
@@ -193,9 +194,9 @@ func TestImportJudgesTheKeyJWXImports(t *testing.T) {
 		"kty RSA + KTY oct":         withTail(t, rsaKey.JWK(), `"KTY":"oct"`),
 		"kty EC + KTY RSA":          withTail(t, p256.JWK(), `"KTY":"RSA"`),
 		"D alongside public EC":     withTail(t, p256.JWK(), `"D":"`+p256.PrivateJWK()["d"].(string)+`"`),
-		"d private EC":              []byte(mustJSON(t, p256.PrivateJWK())),
-		"plain RSA":                 []byte(mustJSON(t, rsaKey.JWK())),
-		"plain oct":                 []byte(mustJSON(t, oct.JWK())),
+		"d private EC":              []byte(jwttest.MustJSON(t, p256.PrivateJWK())),
+		"plain RSA":                 []byte(jwttest.MustJSON(t, rsaKey.JWK())),
+		"plain oct":                 []byte(jwttest.MustJSON(t, oct.JWK())),
 	}
 	for name, raw := range inputs {
 		t.Run(name, func(t *testing.T) {
@@ -212,7 +213,7 @@ func TestImportJudgesTheKeyJWXImports(t *testing.T) {
 			alg, hasAlg := parsed.Algorithm()
 			kid, _ := parsed.KeyID()
 			wantKept := (!hasUse || use == "sig") && (!hasOps || slices.Contains(ops, jwk.KeyOpVerify)) &&
-				(!hasAlg || LookupAlgorithm(alg.String()) != nil)
+				(!hasAlg || jose.LookupAlgorithm(alg.String()) != nil)
 			if !wantKept {
 				if err == nil {
 					t.Fatalf("kept a key jwx reads as use %q/%v, key_ops %v/%v, alg %v/%v", use, hasUse, ops, hasOps, alg, hasAlg)
@@ -254,7 +255,7 @@ func jwxExportSymmetric(k jwk.Key) ([]byte, error) {
 
 // samePublicKey compares public keys of any supported type.
 func samePublicKey(a, b any) bool {
-	if secret, ok := a.(HMACSecret); ok {
+	if secret, ok := a.(jose.HMACSecret); ok {
 		other, ok := b.([]byte)
 		return ok && bytes.Equal(secret, other)
 	}
@@ -281,7 +282,7 @@ func TestParseKeysPrivatePartsGiveThePublicKey(t *testing.T) {
 				t.Fatalf("kept a %T, want a public key", pub)
 			}
 			input := "header.payload"
-			if !Verify(alg, keys[0].Public, input, jwttest.SignInput(t, k, alg, []byte(input))) {
+			if !jose.Verify(alg, keys[0].Public, input, jwttest.SignInput(t, k, alg, []byte(input))) {
 				t.Fatal("the public half does not verify the private key's signature")
 			}
 		})
@@ -298,17 +299,17 @@ func TestParseKeysWholeDocument(t *testing.T) {
 		{"keys null", `{"keys":null}`},
 		{"no keys member", `{"other":[]}`},
 		{"keys not an array", `{"keys":{}}`},
-		{"keys an array nested elsewhere only", `{"x":{"keys":[` + mustJSON(t, good.JWK()) + `]}}`},
+		{"keys an array nested elsewhere only", `{"x":{"keys":[` + jwttest.MustJSON(t, good.JWK()) + `]}}`},
 		{"not JSON", `<html>`},
 		{"empty input", ``},
 		{"JSON array", `[]`},
 		{"duplicate keys member", `{"keys":[],"keys":` + string(bytes.TrimPrefix(jwttest.JWKS(good), []byte(`{"keys":`)))},
 		{"duplicate member inside a key", `{"keys":[` + string(withTail(t, good.JWK(), `"kid":"other"`)) + `]}`},
-		{"a key nested too deep", `{"keys":[` + string(withTail(t, good.JWK(), `"x":`+nestObjects(MaxDepth))) + `]}`},
+		{"a key nested too deep", `{"keys":[` + string(withTail(t, good.JWK(), `"x":`+jwttest.NestedObjects(jose.MaxDepth))) + `]}`},
 		{"invalid UTF-8", `{"keys":[` + string(withTail(t, good.JWK(), "\"x\":\"\xff\"")) + `]}`},
 		{"trailing garbage", string(jwttest.JWKS(good)) + `x`},
 		{"only unusable keys", string(jwttest.JWKSOf(modJWK(good, map[string]any{"use": "enc"})))},
-		{"a single JWK, not a set", mustJSON(t, good.JWK())},
+		{"a single JWK, not a set", jwttest.MustJSON(t, good.JWK())},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -327,16 +328,16 @@ func TestParseKeysWholeDocument(t *testing.T) {
 // itself, since its bytes come straight from a request.
 func TestImportJWK(t *testing.T) {
 	ec := fixture(t, "ES256", "k", 0)
-	key, warning, err := ImportJWK([]byte(mustJSON(t, ec.JWK())), ImportOptions{})
+	key, warning, err := ImportJWK([]byte(jwttest.MustJSON(t, ec.JWK())), ImportOptions{})
 	if err != nil || warning != "" || key.ID != "k" || key.Alg != "ES256" || !samePublicKey(key.Public, ec.Public()) {
 		t.Fatalf("key %+v warning %q err %v", key, warning, err)
 	}
 	for name, raw := range map[string]string{
 		"duplicate member": string(withTail(t, ec.JWK(), `"x":"AAAA"`)),
 		"a JWK Set":        string(jwttest.JWKS(ec)),
-		"trailing data":    mustJSON(t, ec.JWK()) + "{}",
+		"trailing data":    jwttest.MustJSON(t, ec.JWK()) + "{}",
 		"not an object":    `"k"`,
-		"oct without HMAC": mustJSON(t, fixture(t, "HS256", "h", 0).JWK()),
+		"oct without HMAC": jwttest.MustJSON(t, fixture(t, "HS256", "h", 0).JWK()),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if k, _, err := ImportJWK([]byte(raw), ImportOptions{}); err == nil {
@@ -435,7 +436,7 @@ func TestParseKeysPEM(t *testing.T) {
 				}
 				// The imported key really verifies, and is the one selected.
 				input := "h.p"
-				if !Verify(want.Alg, k.Public, input, jwttest.SignInput(t, want, want.Alg, []byte(input))) {
+				if !jose.Verify(want.Alg, k.Public, input, jwttest.SignInput(t, want, want.Alg, []byte(input))) {
 					t.Fatalf("key %d does not verify a %s signature", i, want.Alg)
 				}
 				if got := Select(keys, "any-kid", want.Alg); len(keys) == 1 && got != k {
@@ -566,13 +567,13 @@ func TestVerifyRefusesKeyTypeConfusion(t *testing.T) {
 		{"EdDSA with an EC key", "EdDSA", ec.Public(), jwttest.SignInput(t, ed, "EdDSA", []byte(input))},
 		{"unknown alg", "XS256", rs.Public(), jwttest.SignInput(t, rs, "RS256", []byte(input))},
 		{"nil key", "RS256", nil, jwttest.SignInput(t, rs, "RS256", []byte(input))},
-		{"HMAC secret too short for HS512", "HS512", HMACSecret(jwttest.Shared().HMAC[48][0]), hmacWith(jwttest.Shared().HMAC[48][0], "HS512")},
-		{"HMAC secret of 31 bytes for HS256", "HS256", HMACSecret(jwttest.Shared().HMAC[31][0]), hmacWith(jwttest.Shared().HMAC[31][0], "HS256")},
+		{"HMAC secret too short for HS512", "HS512", jose.HMACSecret(jwttest.Shared().HMAC[48][0]), hmacWith(jwttest.Shared().HMAC[48][0], "HS512")},
+		{"HMAC secret of 31 bytes for HS256", "HS256", jose.HMACSecret(jwttest.Shared().HMAC[31][0]), hmacWith(jwttest.Shared().HMAC[31][0], "HS256")},
 		{"RSA private key", "RS256", jwttest.Shared().RSA[0], jwttest.SignInput(t, rs, "RS256", []byte(input))},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if Verify(tc.alg, tc.key, input, tc.sig) {
+			if jose.Verify(tc.alg, tc.key, input, tc.sig) {
 				t.Fatal("verified")
 			}
 		})
@@ -582,7 +583,7 @@ func TestVerifyRefusesKeyTypeConfusion(t *testing.T) {
 // TestVerifyEveryAlgorithm: each algorithm verifies its own signature and
 // refuses a flipped bit, a truncated signature and another key.
 func TestVerifyEveryAlgorithm(t *testing.T) {
-	for _, alg := range KnownAlgorithms() {
+	for _, alg := range jose.KnownAlgorithms() {
 		t.Run(alg, func(t *testing.T) {
 			k, other := fixture(t, alg, "", 0), fixture(t, alg, "", 1)
 			input := "eyJhbGciOiJ4In0.eyJ4IjoxfQ"
@@ -590,22 +591,22 @@ func TestVerifyEveryAlgorithm(t *testing.T) {
 			pub := k.Public()
 			otherPub := other.Public()
 			if k.Secret != nil {
-				pub, otherPub = HMACSecret(k.Secret), HMACSecret(other.Secret)
+				pub, otherPub = jose.HMACSecret(k.Secret), jose.HMACSecret(other.Secret)
 			}
-			if !Verify(alg, pub, input, sig) {
+			if !jose.Verify(alg, pub, input, sig) {
 				t.Fatal("a real signature does not verify")
 			}
 			flipped := slices.Clone(sig)
 			flipped[len(flipped)/2] ^= 0x10
 			for name, bad := range map[string][]byte{"flipped bit": flipped, "truncated": sig[:len(sig)-1], "extended": append(slices.Clone(sig), 0), "empty": nil} {
-				if Verify(alg, pub, input, bad) {
+				if jose.Verify(alg, pub, input, bad) {
 					t.Fatalf("%s signature verifies", name)
 				}
 			}
-			if Verify(alg, otherPub, input, sig) {
+			if jose.Verify(alg, otherPub, input, sig) {
 				t.Fatal("another key verifies")
 			}
-			if Verify(alg, pub, input+"x", sig) {
+			if jose.Verify(alg, pub, input+"x", sig) {
 				t.Fatal("another signing input verifies")
 			}
 		})
@@ -633,4 +634,18 @@ func x25519PEM(t *testing.T) []byte {
 		t.Fatalf("fixture: %v", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+// TestHMACSecretHidden: formatting an HMAC key never prints its bytes.
+func TestHMACSecretHidden(t *testing.T) {
+	secret := jose.HMACSecret("0123456789abcdef0123456789abcdef")
+	key := &Key{ID: "h", Public: secret}
+	for _, format := range []string{"%v", "%s", "%+v", "%#v", "%q", "%x"} {
+		for _, v := range []any{secret, key, *key} {
+			out := fmt.Sprintf(format, v)
+			if strings.Contains(out, "0123456789abcdef") || strings.Contains(out, "30313233") {
+				t.Fatalf("%s of %T printed the secret: %s", format, v, out)
+			}
+		}
+	}
 }
