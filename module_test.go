@@ -1,6 +1,7 @@
 package jwtauth
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -88,6 +89,15 @@ func newFixture(t *testing.T) *e2eFixture {
 func (f *e2eFixture) ready(t *testing.T, tc *caddytest.Tester) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
+	// First the status endpoint: this fixture's source holds its key. A
+	// request alone can pass this wait too early when its 401 comes from
+	// another provider (the provider form next to http_basic).
+	for !f.sourceLoaded(t) {
+		if time.Now().After(deadline) {
+			t.Fatal("keys not loaded within 10s (status)")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	for {
 		resp, _ := get(t, tc, "/", f.token(t, nil))
 		// The provider form answers keys_unavailable with 401, so the
@@ -100,6 +110,27 @@ func (f *e2eFixture) ready(t *testing.T, tc *caddytest.Tester) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// sourceLoaded reports whether /jwt_auth/status shows the fixture's key set
+// URL with a key.
+func (f *e2eFixture) sourceLoaded(t *testing.T) bool {
+	t.Helper()
+	var doc struct {
+		Issuers []struct {
+			URL  string   `json:"url"`
+			Kids []string `json:"kids"`
+		} `json:"issuers"`
+	}
+	if err := json.Unmarshal([]byte(adminGet(t, "/jwt_auth/status")), &doc); err != nil {
+		return false
+	}
+	for _, is := range doc.Issuers {
+		if is.URL == f.jwks.JWKSURL() && len(is.Kids) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // token signs claims for the fixture's issuer (aud "api", 5 minutes) with
