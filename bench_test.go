@@ -197,14 +197,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 	run := func(b *testing.B, h caddyhttp.MiddlewareHandler, tok string, next caddyhttp.Handler) {
 		b.ReportAllocs()
 		for b.Loop() {
-			req := httptest.NewRequest(http.MethodGet, "/", nil)
-			req.Header.Set("Authorization", "Bearer "+tok)
-			repl := caddy.NewReplacer()
-			req = req.WithContext(context.WithValue(req.Context(), caddy.ReplacerCtxKey, repl))
-			w := httptest.NewRecorder()
-			if err := h.ServeHTTP(w, req, next); err != nil || w.Code != http.StatusNoContent {
-				b.Fatalf("status %d err %v", w.Code, err)
-			}
+			serveOnce(b, h, tok, next)
 		}
 	}
 	handler := func(b *testing.B, size int) *Handler {
@@ -235,9 +228,40 @@ func BenchmarkServeHTTP(b *testing.B) {
 			run(b, handler(b, 0), tokens[idp], next)
 		})
 	}
+	// distinct: the default cache, full, and every request a token it has
+	// never seen (many users, or an attacker): a miss and an insertion that
+	// evicts, on top of a full verification. Compare with jwt_auth_uncached.
+	b.Run("jwt_auth_distinct", func(b *testing.B) {
+		h := handler(b, defaultCacheSize)
+		for i := range defaultCacheSize {
+			serveOnce(b, h, benchToken(b, key, true, i), next)
+		}
+		i := defaultCacheSize
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			i++
+			tok := benchToken(b, key, true, i)
+			b.StartTimer()
+			serveOnce(b, h, tok, next)
+		}
+	})
 	b.Run("jwt_auth_cached_placeholders", func(b *testing.B) {
 		run(b, handler(b, defaultCacheSize), tokens[true], readPlaceholders)
 	})
+}
+
+// serveOnce sends one request with tok through h and fails unless next
+// answered it.
+func serveOnce(b *testing.B, h caddyhttp.MiddlewareHandler, tok string, next caddyhttp.Handler) {
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	repl := caddy.NewReplacer()
+	req = req.WithContext(context.WithValue(req.Context(), caddy.ReplacerCtxKey, repl))
+	w := httptest.NewRecorder()
+	if err := h.ServeHTTP(w, req, next); err != nil || w.Code != http.StatusNoContent {
+		b.Fatalf("status %d err %v", w.Code, err)
+	}
 }
 
 // BenchmarkCacheEntry reports what one verified-token cache entry keeps on

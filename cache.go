@@ -61,7 +61,7 @@ func newTokenCache(size int, leeway time.Duration) (*tokenCache, error) {
 	if size <= 0 {
 		return nil, nil
 	}
-	c, err := otter.New(&otter.Options[[sha256.Size]byte, cachedToken]{MaximumSize: size})
+	c, err := otter.New(&otter.Options[[sha256.Size]byte, cachedToken]{MaximumSize: size, Executor: func(fn func()) { fn() }})
 	if err != nil {
 		return nil, err
 	}
