@@ -56,12 +56,23 @@ type cacheSlot struct {
 	ok  bool
 }
 
+// runInline is the cache's executor: otter's maintenance (draining its write
+// buffer, evicting) runs in the goroutine of the request that inserted. By
+// default otter starts a goroutine for it, which holds the eviction lock
+// from the moment it is scheduled until it runs; on a busy server with few
+// cores (GOMAXPROCS=1 in bench/run.sh) it waits behind every request doing
+// signature math, and inserts that find the write buffer full wait for it.
+// Under tokens that never repeat that made the cache's p99 about 2.4× that
+// of cache_size 0; inline, about 1.2× (BENCHMARKS.md). The work per insert is
+// a few map and list operations either way.
+func runInline(fn func()) { fn() }
+
 // newTokenCache returns nil when size is 0 (caching disabled).
 func newTokenCache(size int, leeway time.Duration) (*tokenCache, error) {
 	if size <= 0 {
 		return nil, nil
 	}
-	c, err := otter.New(&otter.Options[[sha256.Size]byte, cachedToken]{MaximumSize: size, Executor: func(fn func()) { fn() }})
+	c, err := otter.New(&otter.Options[[sha256.Size]byte, cachedToken]{MaximumSize: size, Executor: runInline})
 	if err != nil {
 		return nil, err
 	}
