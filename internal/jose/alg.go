@@ -1,6 +1,7 @@
 package jose
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -8,8 +9,7 @@ import (
 	"crypto/hmac"
 	"crypto/rsa"
 	"crypto/sha256"
-	_ "crypto/sha512" // registers SHA-384 and SHA-512
-	"math/big"
+	"crypto/sha512" // also registers SHA-384 and SHA-512
 	"slices"
 )
 
@@ -32,6 +32,11 @@ type Algorithm struct {
 	pss    bool           // RSASSA-PSS rather than PKCS #1 v1.5
 	curve  elliptic.Curve // ES*: the only curve this alg may use
 	minKey int            // HS*: minimum secret length in bytes (RFC 7518 §3.2)
+
+	// ES*, set once by init: the byte size of r and s (RFC 7518 §3.4) and
+	// the group order n in that many big-endian bytes.
+	scalarSize int
+	order      []byte
 }
 
 // algorithms is the registry of supported JWS algorithms. It is never
@@ -51,6 +56,16 @@ var algorithms = map[string]*Algorithm{
 	"HS256":   {name: "HS256", family: familyHMAC, hash: crypto.SHA256, minKey: 32},
 	"HS384":   {name: "HS384", family: familyHMAC, hash: crypto.SHA384, minKey: 48},
 	"HS512":   {name: "HS512", family: familyHMAC, hash: crypto.SHA512, minKey: 64},
+}
+
+func init() {
+	for _, a := range algorithms {
+		if a.family == familyEC {
+			params := a.curve.Params()
+			a.scalarSize = (params.BitSize + 7) / 8
+			a.order = params.N.FillBytes(make([]byte, a.scalarSize))
+		}
+	}
 }
 
 // LookupAlgorithm returns the algorithm registered under name (JWA names
@@ -123,16 +138,17 @@ func Verify(alg string, key crypto.PublicKey, signingInput string, sig []byte) b
 	if a == nil || !a.fits(key) {
 		return false
 	}
+	var digest [sha512.Size]byte
 	switch a.family {
 	case familyRSA:
 		pub := key.(*rsa.PublicKey)
-		digest := hashOf(a.hash, signingInput)
+		d := digestOf(a.hash, signingInput, &digest)
 		if a.pss {
-			return rsa.VerifyPSS(pub, a.hash, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: a.hash}) == nil
+			return rsa.VerifyPSS(pub, a.hash, d, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: a.hash}) == nil
 		}
-		return rsa.VerifyPKCS1v15(pub, a.hash, digest, sig) == nil
+		return rsa.VerifyPKCS1v15(pub, a.hash, d, sig) == nil
 	case familyEC:
-		return verifyECDSA(key.(*ecdsa.PublicKey), hashOf(a.hash, signingInput), sig)
+		return a.verifyECDSA(key.(*ecdsa.PublicKey), digestOf(a.hash, signingInput, &digest), sig)
 	case familyEd25519:
 		pub := key.(ed25519.PublicKey)
 		if len(pub) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
@@ -149,33 +165,76 @@ func Verify(alg string, key crypto.PublicKey, signingInput string, sig []byte) b
 
 // verifyECDSA checks a JWS ECDSA signature: R‖S, each exactly the curve's
 // byte size (RFC 7518 §3.4; DER or short forms are rejected), with r and s
-// in [1, n−1] before the math runs.
-func verifyECDSA(pub *ecdsa.PublicKey, digest, sig []byte) bool {
-	params := pub.Curve.Params()
-	size := (params.BitSize + 7) / 8
-	if len(sig) != 2*size {
+// in [1, n−1] before the math runs. The standard library's math checks it:
+// ecdsa.VerifyASN1 of the same r and s in DER, which the function writes
+// into a stack buffer. ecdsa.Verify would do the same conversion itself,
+// from two big.Ints made for the call, in about a dozen allocations.
+func (a *Algorithm) verifyECDSA(pub *ecdsa.PublicKey, digest, sig []byte) bool {
+	if len(sig) != 2*a.scalarSize {
 		return false
 	}
-	r := new(big.Int).SetBytes(sig[:size])
-	s := new(big.Int).SetBytes(sig[size:])
-	if r.Sign() <= 0 || s.Sign() <= 0 || r.Cmp(params.N) >= 0 || s.Cmp(params.N) >= 0 {
+	r, s := sig[:a.scalarSize], sig[a.scalarSize:]
+	if !inOrder(r, a.order) || !inOrder(s, a.order) {
 		return false
 	}
-	return ecdsa.Verify(pub, digest, r, s)
+	var der [maxSignatureDER]byte
+	return ecdsa.VerifyASN1(pub, digest, appendSignatureDER(der[:0], r, s))
 }
 
-// hashOf digests a signing input. SHA-256, the hash of nearly every token,
-// takes the input through a stack buffer when it fits: one allocation
-// (the digest) instead of three.
-func hashOf(h crypto.Hash, input string) []byte {
+// inOrder reports 0 < x < n, for x and n big-endian and of one length.
+func inOrder(x, n []byte) bool {
+	return bytes.Compare(x, n) < 0 && len(bytes.TrimLeft(x, "\x00")) > 0
+}
+
+// maxSignatureDER bounds the DER of a P-521 signature: a SEQUENCE (tag and
+// a two-byte length) of two INTEGERs of at most 67 bytes (66 plus a zero
+// that keeps them positive), each with a tag and a one-byte length.
+const maxSignatureDER = 3 + 2*(2+67)
+
+// appendSignatureDER appends the ECDSA-Sig-Value (RFC 5480 §2.2.3, X.690
+// DER) of r and s, both non-zero and big-endian, to b: each INTEGER in its
+// minimal form, as ecdsa.VerifyASN1's parser requires.
+func appendSignatureDER(b, r, s []byte) []byte {
+	r, s = bytes.TrimLeft(r, "\x00"), bytes.TrimLeft(s, "\x00")
+	body := derIntegerLen(r) + derIntegerLen(s)
+	b = append(b, 0x30) // SEQUENCE
+	if body >= 0x80 {
+		b = append(b, 0x81) // long form: one length byte follows
+	}
+	b = append(b, byte(body))
+	return appendDERInteger(appendDERInteger(b, r), s)
+}
+
+// derIntegerLen is the encoded size of the INTEGER appendDERInteger writes.
+func derIntegerLen(x []byte) int {
+	if x[0]&0x80 != 0 {
+		return 3 + len(x)
+	}
+	return 2 + len(x)
+}
+
+// appendDERInteger appends x (no leading zero bytes, not empty) as a DER
+// INTEGER, with a zero byte first when its top bit would make it negative.
+func appendDERInteger(b, x []byte) []byte {
+	b = append(b, 0x02) // INTEGER
+	if x[0]&0x80 != 0 {
+		return append(append(b, byte(len(x)+1), 0), x...)
+	}
+	return append(append(b, byte(len(x))), x...)
+}
+
+// digestOf hashes a signing input into out and returns the digest. SHA-256,
+// the hash of nearly every token, takes the input through a stack buffer
+// when it fits, so hashing allocates nothing.
+func digestOf(h crypto.Hash, input string, out *[sha512.Size]byte) []byte {
 	var buf [4 << 10]byte
 	if h == crypto.SHA256 && len(input) <= len(buf) {
 		d := sha256.Sum256(append(buf[:0], input...))
-		return d[:]
+		return append(out[:0], d[:]...)
 	}
 	d := h.New()
 	d.Write([]byte(input))
-	return d.Sum(nil)
+	return d.Sum(out[:0])
 }
 
 // HMACSecret is a symmetric (kty "oct") verification key. A distinct type
