@@ -171,7 +171,7 @@ func (a *authenticator) judge(r *http.Request) verdict {
 	if a.cfg.AllowPreflight && isPreflight(r) {
 		return verdict{result: resultPreflight}
 	}
-	cred, err := extractCredential(r, a.cfg.credentialSources(), a.cfg.maxTokenSize())
+	cred, err := extractCredential(r, a.credentialSources, a.cfg.maxTokenSize())
 	if err != nil {
 		return refusedPresented(err, cred)
 	}
@@ -203,7 +203,7 @@ func (a *authenticator) pass(r *http.Request, v verdict) {
 		a.publish(r, id, v.res)
 	}
 	if a.cfg.StripToken {
-		stripCredentials(r, a.cfg.credentialSources())
+		stripCredentials(r, a.credentialSources)
 		// The proof is part of the credential: it names the token (ath).
 		r.Header.Del("DPoP")
 	}

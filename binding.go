@@ -125,8 +125,8 @@ type presentation struct {
 
 // presentationOf reads how the request presented cred. Only the connection's own client
 // certificate counts: certificate headers from proxies are not read.
-func presentationOf(r *http.Request, cred credential) *presentation {
-	p := &presentation{token: cred.token, dpop: cred.dpop, method: r.Method}
+func presentationOf(r *http.Request, cred credential) presentation {
+	p := presentation{token: cred.token, dpop: cred.dpop, method: r.Method}
 	if cred.dpop {
 		p.proof, p.proofErr = dpopHeader(r)
 		p.url = dpopRequestURL(r)

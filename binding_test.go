@@ -133,7 +133,8 @@ func TestMTLSBinding(t *testing.T) {
 		} else {
 			r.TLS = &tls.ConnectionState{}
 		}
-		return presentationOf(r, credential{token: "t"})
+		p := presentationOf(r, credential{token: "t"})
+		return &p
 	}
 	for _, c := range []struct {
 		name string
@@ -150,7 +151,8 @@ func TestMTLSBinding(t *testing.T) {
 		{name: "a forged certificate header is not read", mtls: modeAllowed, b: bound, p: func() *presentation {
 			r := httptest.NewRequest("GET", "https://api.example/x", nil)
 			r.Header.Set("X-Client-Cert", "whatever")
-			return presentationOf(r, credential{token: "t"})
+			p := presentationOf(r, credential{token: "t"})
+			return &p
 		}(), want: ReasonCertMismatch},
 		{name: "unbound token over mTLS is a bearer token", mtls: modeAllowed, b: binding{}, p: req(client)},
 		{name: "mtls off refuses the bound token", mtls: modeOff, b: bound, p: req(client), want: ReasonBoundToken},

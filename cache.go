@@ -126,22 +126,33 @@ func (c *tokenCache) put(s cacheSlot, res *verifiedToken) {
 	})
 }
 
-// Claims returns the token's verified claims. A cached result decodes them
-// from its verified payload on the first call only, so a request pays for
-// the decoding when a placeholder, a claim header or the provider asks, and
-// at most once: every hit returns a verifiedToken of its own. The payload parsed
-// when it was verified and the parser is deterministic, so it parses again;
-// were it ever not to, the claims are empty rather than unverified.
+// Claims returns all the token's verified claims, decoded from its
+// verified payload on the first call only: a request pays for the decoding
+// when a placeholder or the provider asks, and at most once, since every
+// cache hit returns a verifiedToken of its own. The payload parsed when it
+// was verified and the parser is deterministic, so it parses again; were it
+// ever not to, the claims are empty rather than unverified.
 func (r *verifiedToken) Claims() map[string]any {
-	if r.Token != nil {
-		return r.Token.Claims
-	}
 	if r.claims == nil {
-		claims, err := jose.ParseObject(r.payload)
+		payload := r.payload
+		if r.Token != nil {
+			payload = r.Token.Payload()
+		}
+		claims, err := jose.ParseObject(payload)
 		if err != nil {
 			claims = map[string]any{}
 		}
 		r.claims = claims
 	}
 	return r.claims
+}
+
+// namedClaims returns claims holding at least the configuration's own (the
+// verifier's claimNames: registered, rules, user claim, claim headers): the
+// decoded token's when it was just verified, else all of them.
+func (r *verifiedToken) namedClaims() map[string]any {
+	if r.Token != nil {
+		return r.Token.Claims
+	}
+	return r.Claims()
 }

@@ -160,6 +160,13 @@ func lookupClaim(claims map[string]any, path string) (any, bool) {
 	return cur, true
 }
 
+// claimRoot is the top-level claim of a dotted path, the one lookupClaim
+// looks up first.
+func claimRoot(path string) string {
+	root, _, _ := strings.Cut(path, ".")
+	return root
+}
+
 // renderClaim turns a claim value into placeholder and header text: strings
 // as they are, numbers from their JSON text without exponent or rounding,
 // booleans as true/false, arrays of strings joined with "," (compact JSON if

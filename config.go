@@ -219,6 +219,16 @@ func (c *Config) userClaim() string {
 	return c.UserClaim
 }
 
+// readClaims are the claim paths the handler reads from every verified
+// token: the user claim and the claim headers' claims.
+func (c *Config) readClaims() []string {
+	paths := []string{c.userClaim()}
+	for _, ch := range c.ClaimHeaders {
+		paths = append(paths, ch.Claim)
+	}
+	return paths
+}
+
 // effective returns the issuer's lists, falling back to the top-level ones.
 // With a resource and no audience configured anywhere for the issuer, the
 // audience is exactly the resource identifier (RFC 8707 §2: a token for
@@ -288,7 +298,7 @@ func newAuthenticator(ctx caddy.Context, cfg *Config) (*authenticator, error) {
 	if err := registerMetrics(ctx); err != nil {
 		return nil, fmt.Errorf("jwt_auth: %w", err)
 	}
-	a := &authenticator{cfg: cfg, logger: ctx.Logger(), sources: map[string]keySource{}}
+	a := &authenticator{cfg: cfg, logger: ctx.Logger(), sources: map[string]keySource{}, credentialSources: cfg.credentialSources()}
 	if len(cfg.Audience) == 0 && cfg.Resource == nil && slices.ContainsFunc(cfg.Issuers, func(ic IssuerConfig) bool { return len(ic.Audience) == 0 }) {
 		a.logger.Warn("no audience configured: tokens issued for any audience of this issuer are accepted")
 	}

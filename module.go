@@ -108,12 +108,14 @@ func isPreflight(r *http.Request) bool {
 type authenticator struct {
 	cfg      *Config
 	verifier *tokenVerifier
-	logger   *zap.Logger
-	acquired []sourceLease // pooled sources this instance holds
-	cache    *tokenCache
-	sources  map[string]keySource
-	resource *protectedResource // nil without a resource
-	nonces   *dpopNonces        // nil without dpop_nonce
+	// credentialSources are cfg's, computed once: read on every request.
+	credentialSources []TokenSource
+	logger            *zap.Logger
+	acquired          []sourceLease // pooled sources this instance holds
+	cache             *tokenCache
+	sources           map[string]keySource
+	resource          *protectedResource // nil without a resource
+	nonces            *dpopNonces        // nil without dpop_nonce
 	// replayWarnedAt is when the last replay-full warning was logged (unix
 	// nanoseconds), so a flood of proofs logs one line per interval.
 	replayWarnedAt atomic.Int64
@@ -159,16 +161,16 @@ func (a *authenticator) verify(r *http.Request, cred credential) (*verifiedToken
 	p := presentationOf(r, cred)
 	slot := a.cache.slot(cred.token)
 	if res, ok := a.cache.get(slot); ok {
-		if err := a.verifier.checkBinding(res.Issuer, res.binding, p, nil); err != nil {
+		if err := a.verifier.checkBinding(res.Issuer, res.binding, &p, nil); err != nil {
 			return nil, err
 		}
 		return res, nil
 	}
-	res, err := a.verifier.verifyPresented(r.Context(), cred.token, p, nil)
+	res, err := a.verifier.verifyPresented(r.Context(), cred.token, &p, nil)
 	if err != nil {
 		return nil, err
 	}
-	if v, ok := lookupClaim(res.Claims(), a.cfg.userClaim()); ok {
+	if v, ok := lookupClaim(res.namedClaims(), a.cfg.userClaim()); ok {
 		// A clone: the claim's text shares its memory with the whole decoded
 		// payload, which the cache entry must not keep a second copy of.
 		res.userID = strings.Clone(renderClaim(v))
@@ -184,14 +186,15 @@ func (a *authenticator) publish(r *http.Request, id *identity, res *verifiedToke
 	id.set(res)
 	id.binding = res.Binding()
 	// A static value shadows every provider, so an identity set earlier in
-	// the route (basic_auth, another authentication) must not outlive ours.
+	// the route (basic_auth, another authentication) must not outlive ours:
+	// removed, it leaves the key to the identity's provider.
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set(userPlaceholderPrefix+"id", res.userID)
+		repl.Delete(userPlaceholderPrefix + "id")
 	}
 	if len(a.cfg.ClaimHeaders) == 0 {
 		return
 	}
-	claims := res.Claims()
+	claims := res.namedClaims()
 	for _, ch := range a.cfg.ClaimHeaders {
 		v, ok := lookupClaim(claims, ch.Claim)
 		if !ok {

@@ -355,7 +355,7 @@ func TestVerdictPlaceholderInEveryMode(t *testing.T) {
 				name, value, _ := strings.Cut(h, ":")
 				r.Header.Add(name, strings.TrimSpace(value))
 			}
-			a := &authenticator{cfg: &c.cfg}
+			a := &authenticator{cfg: &c.cfg, credentialSources: c.cfg.credentialSources()}
 			v := a.decide(r)
 			if got, _ := repl.GetString(verdictPlaceholder); got != c.verdict || v.result != c.result || v.passes() != c.passes {
 				t.Fatalf("verdict %q, result %q, passes %v; want %q, %q, %v", got, v.result, v.passes(), c.verdict, c.result, c.passes)

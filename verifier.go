@@ -48,7 +48,15 @@ type tokenVerifier struct {
 	require     []ClaimRule
 	now         func() time.Time
 	dpop        dpopSettings
+	// claimNames are the top-level claims decoded on the request path:
+	// checkedClaims, the roots of the rules and the caller's ReadClaims.
+	// The payload's other members are checked but decoded only when a
+	// placeholder asks for them (verifiedToken.Claims).
+	claimNames []string
 }
+
+// checkedClaims are the claims checkClaims reads; never written.
+var checkedClaims = [...]string{"iss", "exp", "nbf", "iat", "sub", "jti", "aud", "cnf"}
 
 // verifierOptions configure a tokenVerifier.
 type verifierOptions struct {
@@ -56,6 +64,10 @@ type verifierOptions struct {
 	MaxLifetime time.Duration    // 0: no limit
 	Require     []ClaimRule      // claim rules checked last (403 on failure)
 	Now         func() time.Time // nil: time.Now
+	// ReadClaims are claim paths the caller reads from every verified
+	// token (the user claim, claim headers): their top-level claims are
+	// decoded with the verifier's own, not on demand.
+	ReadClaims []string
 	// DPoPAlgorithms are the accepted proof algorithms; nil: every
 	// asymmetric one. Symmetric ones are refused regardless.
 	DPoPAlgorithms []string
@@ -89,6 +101,7 @@ func newVerifier(cfg *Config, keysFor func(IssuerConfig) (keySource, error), hoo
 		Leeway:      cfg.leeway(),
 		MaxLifetime: time.Duration(cfg.MaxLifetime),
 		Require:     cfg.Require,
+		ReadClaims:  cfg.readClaims(),
 		// The handler's nonce source and warning; the CLI has neither.
 		DPoPAlgorithms: cfg.dpopAlgorithms(),
 		DPoPMaxAge:     cfg.dpopMaxAge(),
@@ -139,9 +152,16 @@ func newTokenVerifier(issuers []*issuerPolicy, opts verifierOptions) *tokenVerif
 	}
 	v.dpop.replay = newReplayMemory(replaySize, v.dpop.maxAge+2*v.leeway)
 	v.dpop.keys = newProofKeyCache(defaultProofKeyCapacity)
+	v.claimNames = append(v.claimNames, checkedClaims[:]...)
 	for _, r := range opts.Require {
 		v.require = append(v.require, ClaimRule{Claim: r.Claim, Values: slices.Clone(r.Values)})
+		v.claimNames = append(v.claimNames, claimRoot(r.Claim))
 	}
+	for _, path := range opts.ReadClaims {
+		v.claimNames = append(v.claimNames, claimRoot(path))
+	}
+	slices.Sort(v.claimNames)
+	v.claimNames = slices.Compact(v.claimNames)
 	names := make([]string, 0, len(issuers))
 	for _, p := range issuers {
 		st := &issuerState{
@@ -173,8 +193,9 @@ func newTokenVerifier(issuers []*issuerPolicy, opts verifierOptions) *tokenVerif
 
 // verifiedToken is a verified token.
 type verifiedToken struct {
-	// Token is the decoded token; nil for a result answered from the
-	// verified-token cache. Claims gives the claims of either.
+	// Token is the decoded token, with the verifier's claimNames decoded
+	// (jose.DecodeSelected); nil for a result answered from the
+	// verified-token cache. Claims gives all the claims of either.
 	Token *jose.JWS
 	// Issuer is the verifier's own copy of the issuer's policy; read only.
 	Issuer *issuerPolicy
@@ -185,7 +206,7 @@ type verifiedToken struct {
 	binding binding
 
 	payload []byte         // a cached result's verified payload
-	claims  map[string]any // Claims' decoding of payload
+	claims  map[string]any // Claims' decoding of the whole payload
 	userID  string         // user_claim rendered, set by the authenticator
 }
 
@@ -263,7 +284,7 @@ func (v *tokenVerifier) verify(ctx context.Context, token string, tr *trace) (*v
 // a Bearer token without TLS), recording each step into tr when tr is not
 // nil.
 func (v *tokenVerifier) verifyPresented(ctx context.Context, token string, p *presentation, tr *trace) (*verifiedToken, error) {
-	t, rej := decodeToken(token)
+	t, rej := decodeRejection(jose.DecodeSelected(token, v.claimNames))
 	if rej != nil {
 		return nil, tr.fail(stepDecode, rej)
 	}

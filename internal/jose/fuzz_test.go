@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -93,12 +94,12 @@ func checkDecoded(t *testing.T, token string, jws *JWS) {
 // FuzzStrictJSON: the strict parser accepts exactly the inputs
 // encoding/json accepts as one object that are valid UTF-8, free of
 // duplicate member names and within MaxDepth, and then decodes the same
-// value; the span-recording variant agrees with it.
+// value; the span-recording and the selective variants agree with it.
 func FuzzStrictJSON(f *testing.F) {
 	for _, s := range []string{`{}`, `{"a":1}`, `{"a":1,"a":2}`, `{"a":{"b":[1,{"c":null}]}}`, `{"a":"\u0061","\u0061":1}`,
 		`{"n":-1.5e-3,"t":true,"f":false}`, "{\"a\":\"\xff\"}", `{"a":1} x`, `[]`, `{"a":"\ud800","b":"\udc00"}`,
 		`{"\ud800":1,"\udc00":2}`, jwttest.NestedObjects(MaxDepth), jwttest.NestedObjects(MaxDepth + 1), `{"a":[[[[[[]]]]]]}`,
-		`{"keys":[{"kty":"EC"}, 1 ,"x"]}`, `{"keys":{"a":[]}}`} {
+		`{"keys":[{"kty":"EC"}, 1 ,"x"]}`, `{"keys":{"a":[]}}`, `{"b":{"x":1,"x":2},"iss":"i"}`, `{"b":[{"y":[1,{"z":{}}]}],"\u0061":"e"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -113,8 +114,21 @@ func FuzzStrictJSON(f *testing.F) {
 		if (spanErr == nil) != (err == nil) {
 			t.Fatalf("arrayMember err=%v, ParseObject err=%v", spanErr, err)
 		}
+		wanted := []string{"a", "iss", "keys"}
+		selected, selErr := ParseMembers(data, wanted)
+		if (selErr == nil) != (err == nil) || err != nil && selErr.Error() != err.Error() {
+			t.Fatalf("ParseMembers err=%v, ParseObject err=%v", selErr, err)
+		}
 		if err != nil {
 			return
+		}
+		for name, v := range got {
+			if _, kept := selected[name]; kept != slices.Contains(wanted, name) || kept && !reflect.DeepEqual(selected[name], v) {
+				t.Fatalf("ParseMembers kept %q=%#v (%v); ParseObject has %#v", name, selected[name], kept, v)
+			}
+		}
+		if len(selected) > len(got) {
+			t.Fatalf("ParseMembers made up members: %#v", selected)
 		}
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.UseNumber()

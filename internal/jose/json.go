@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"unicode/utf8"
 )
@@ -25,6 +26,22 @@ const MaxDepth = 32
 func ParseObject(data []byte) (map[string]any, error) {
 	p := newParser(data)
 	defer p.release()
+	v, err := p.document()
+	if err != nil {
+		return nil, err
+	}
+	return v.(map[string]any), nil
+}
+
+// ParseMembers parses data exactly as ParseObject does, every rule applying
+// to the whole document, but builds only the top-level members named in
+// want: the others are checked and left out of the map, and nothing is
+// allocated for their values. A verifier that reads a handful of a token's
+// claims pays for those only.
+func ParseMembers(data []byte, want []string) (map[string]any, error) {
+	p := newParser(data)
+	defer p.release()
+	p.want, p.selective = want, true
 	v, err := p.document()
 	if err != nil {
 		return nil, err
@@ -67,7 +84,20 @@ type jsonParser struct {
 	member string
 	spans  [][2]int
 	found  bool
+
+	// selective: only the top-level members named in want are built
+	// (ParseMembers). skipping counts the values being checked but not
+	// built: inside one, strings, numbers, arrays and objects are scanned
+	// by the same code and return nil.
+	selective bool
+	want      []string
+	skipping  int
 }
+
+// skipped stands for a top-level member ParseMembers checked but did not
+// build; nil cannot, being JSON null. A zero-size value: boxing it
+// allocates nothing.
+type skipped struct{}
 
 // member is one parsed object member; pos is where its name starts.
 type member struct {
@@ -155,7 +185,11 @@ func (p *jsonParser) value(depth int) (any, error) {
 	case c == '[':
 		return p.array(depth, nil)
 	case c == '"':
-		return p.string()
+		str, err := p.string()
+		if err != nil || p.skipping > 0 {
+			return nil, err
+		}
+		return str, nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.number()
 	default:
@@ -177,6 +211,9 @@ func (p *jsonParser) object(depth int) (any, error) {
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
+		if p.skipping > 0 {
+			return nil, nil
+		}
 		return map[string]any{}, nil
 	}
 	base := len(p.members)
@@ -200,10 +237,16 @@ func (p *jsonParser) object(depth int) (any, error) {
 		}
 		p.pos++
 		var v any
-		if depth == 0 && p.member != "" && name == p.member && p.peek() == '[' {
+		switch {
+		case depth == 0 && p.member != "" && name == p.member && p.peek() == '[':
 			v, err = p.array(depth+1, &p.spans)
 			p.found = true
-		} else {
+		case depth == 0 && p.selective && !slices.Contains(p.want, name):
+			p.skipping++
+			_, err = p.value(depth + 1)
+			p.skipping--
+			v = skipped{}
+		default:
 			v, err = p.value(depth + 1)
 		}
 		if err != nil {
@@ -219,7 +262,7 @@ func (p *jsonParser) object(depth int) (any, error) {
 			p.pos++
 		case '}':
 			p.pos++
-			return p.build(p.members[base:])
+			return p.build(p.members[base:], depth)
 		default:
 			return nil, p.errorf("expected ',' or '}'")
 		}
@@ -227,17 +270,62 @@ func (p *jsonParser) object(depth int) (any, error) {
 }
 
 // build makes the object of members, refusing a duplicate name (at the
-// position of its second occurrence).
-func (p *jsonParser) build(members []member) (any, error) {
+// position of its second occurrence). Inside a skipped value it only
+// refuses; a selective top level keeps the members that were not skipped.
+func (p *jsonParser) build(members []member, depth int) (any, error) {
+	if p.skipping > 0 {
+		return nil, p.refuseDuplicates(members)
+	}
+	if depth == 0 && p.selective {
+		if err := p.refuseDuplicates(members); err != nil {
+			return nil, err
+		}
+		obj := make(map[string]any)
+		for _, m := range members {
+			if _, skip := m.val.(skipped); !skip {
+				obj[m.name] = m.val
+			}
+		}
+		return obj, nil
+	}
 	obj := make(map[string]any, len(members))
 	for _, m := range members {
 		if _, dup := obj[m.name]; dup {
-			p.pos = m.pos
-			return nil, p.errorf("duplicate member name %.64q", m.name)
+			return nil, p.duplicate(m)
 		}
 		obj[m.name] = m.val
 	}
 	return obj, nil
+}
+
+// refuseDuplicates is build's duplicate check without building: pairwise
+// for the small objects of real tokens, through a set for large ones, so a
+// hostile object of thousands of members costs linear time.
+func (p *jsonParser) refuseDuplicates(members []member) error {
+	if len(members) > 16 {
+		seen := make(map[string]struct{}, len(members))
+		for _, m := range members {
+			if _, dup := seen[m.name]; dup {
+				return p.duplicate(m)
+			}
+			seen[m.name] = struct{}{}
+		}
+		return nil
+	}
+	for i, m := range members {
+		for _, earlier := range members[:i] {
+			if earlier.name == m.name {
+				return p.duplicate(m)
+			}
+		}
+	}
+	return nil
+}
+
+// duplicate is the error for m, the second member of its name.
+func (p *jsonParser) duplicate(m member) error {
+	p.pos = m.pos
+	return p.errorf("duplicate member name %.64q", m.name)
 }
 
 // array parses an array; when spans is not nil it also records where each
@@ -264,7 +352,9 @@ func (p *jsonParser) array(depth int, spans *[][2]int) (any, error) {
 		if spans != nil {
 			*spans = append(*spans, [2]int{start, p.pos})
 		}
-		p.elems = append(p.elems, v)
+		if p.skipping == 0 {
+			p.elems = append(p.elems, v)
+		}
 		p.skipSpace()
 		if p.pos >= len(p.data) {
 			return nil, p.errorf("unterminated array")
@@ -274,6 +364,9 @@ func (p *jsonParser) array(depth int, spans *[][2]int) (any, error) {
 			p.pos++
 		case ']':
 			p.pos++
+			if p.skipping > 0 {
+				return nil, nil
+			}
 			return append([]any(nil), p.elems[base:]...), nil
 		default:
 			return nil, p.errorf("expected ',' or ']'")
@@ -339,6 +432,9 @@ func (p *jsonParser) number() (any, error) {
 		if p.digits() == 0 {
 			return nil, p.errorf("bad number exponent")
 		}
+	}
+	if p.skipping > 0 {
+		return nil, nil
 	}
 	return json.Number(p.text[start:p.pos]), nil
 }

@@ -3,6 +3,7 @@ package jose
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -56,7 +57,7 @@ type JWS struct {
 	Kid    string         // header "kid", "" when absent
 	Typ    string         // header "typ", "" when absent
 	Header map[string]any // every header member
-	Claims map[string]any // the payload as a JSON object (Decode only); numbers are json.Number
+	Claims map[string]any // the payload's members (Decode), or those named to DecodeSelected; numbers are json.Number
 	Issuer string         // the unverified "iss" claim, "" when absent (Decode only)
 
 	signingInput string // header.payload, exactly as received
@@ -86,11 +87,31 @@ func (t *JWS) String() string {
 // string. No cryptography runs. The error is always an *Error: kind
 // ForbiddenAlg for an absent, "none" or unknown alg, Malformed otherwise.
 func Decode(token string) (*JWS, error) {
+	return decode(token, nil, false)
+}
+
+// DecodeSelected is Decode building only the claims named in claims, and
+// iss: every rule still applies to the whole payload, but the other members
+// are checked and left undecoded in Payload, so a verifier that reads a
+// handful of a token's claims pays for no others.
+func DecodeSelected(token string, claims []string) (*JWS, error) {
+	if !slices.Contains(claims, "iss") {
+		claims = append(claims[:len(claims):len(claims)], "iss")
+	}
+	return decode(token, claims, true)
+}
+
+func decode(token string, want []string, selective bool) (*JWS, error) {
 	t, err := DecodeJWS(token)
 	if err != nil {
 		return nil, err
 	}
-	claims, err := ParseObject(t.payload)
+	var claims map[string]any
+	if selective {
+		claims, err = ParseMembers(t.payload, want)
+	} else {
+		claims, err = ParseObject(t.payload)
+	}
 	if err != nil {
 		return nil, malformed("claims: %v", err)
 	}
