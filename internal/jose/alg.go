@@ -58,8 +58,17 @@ var algorithms = map[string]*Algorithm{
 	"HS512":   {name: "HS512", family: familyHMAC, hash: crypto.SHA512, minKey: 64},
 }
 
+// commonValues are the JSON strings nearly every token header carries,
+// boxed once so that parsing one allocates nothing for it: the algorithm
+// names and the usual typ values. Never written after init.
+var commonValues = map[string]any{}
+
 func init() {
-	for _, a := range algorithms {
+	for _, typ := range []string{"JWT", "at+jwt", "application/at+jwt", "dpop+jwt"} {
+		commonValues[typ] = typ
+	}
+	for name, a := range algorithms {
+		commonValues[name] = name
 		if a.family == familyEC {
 			params := a.curve.Params()
 			a.scalarSize = (params.BitSize + 7) / 8
@@ -138,17 +147,17 @@ func Verify(alg string, key crypto.PublicKey, signingInput string, sig []byte) b
 	if a == nil || !a.fits(key) {
 		return false
 	}
-	var digest [sha512.Size]byte
 	switch a.family {
 	case familyRSA:
 		pub := key.(*rsa.PublicKey)
-		d := digestOf(a.hash, signingInput, &digest)
+		d := digestOf(a.hash, signingInput, new([sha512.Size]byte))
 		if a.pss {
 			return rsa.VerifyPSS(pub, a.hash, d, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: a.hash}) == nil
 		}
 		return rsa.VerifyPKCS1v15(pub, a.hash, d, sig) == nil
 	case familyEC:
-		return a.verifyECDSA(key.(*ecdsa.PublicKey), digestOf(a.hash, signingInput, &digest), sig)
+		sc := new(ecdsaScratch)
+		return a.verifyECDSA(key.(*ecdsa.PublicKey), digestOf(a.hash, signingInput, &sc.digest), sig, sc.der[:0])
 	case familyEd25519:
 		pub := key.(ed25519.PublicKey)
 		if len(pub) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
@@ -167,9 +176,10 @@ func Verify(alg string, key crypto.PublicKey, signingInput string, sig []byte) b
 // byte size (RFC 7518 §3.4; DER or short forms are rejected), with r and s
 // in [1, n−1] before the math runs. The standard library's math checks it:
 // ecdsa.VerifyASN1 of the same r and s in DER, which the function writes
-// into a stack buffer. ecdsa.Verify would do the same conversion itself,
-// from two big.Ints made for the call, in about a dozen allocations.
-func (a *Algorithm) verifyECDSA(pub *ecdsa.PublicKey, digest, sig []byte) bool {
+// into der's spare capacity. ecdsa.Verify would do the same conversion
+// itself, from two big.Ints made for the call, in about a dozen
+// allocations.
+func (a *Algorithm) verifyECDSA(pub *ecdsa.PublicKey, digest, sig, der []byte) bool {
 	if len(sig) != 2*a.scalarSize {
 		return false
 	}
@@ -177,8 +187,15 @@ func (a *Algorithm) verifyECDSA(pub *ecdsa.PublicKey, digest, sig []byte) bool {
 	if !inOrder(r, a.order) || !inOrder(s, a.order) {
 		return false
 	}
-	var der [maxSignatureDER]byte
-	return ecdsa.VerifyASN1(pub, digest, appendSignatureDER(der[:0], r, s))
+	return ecdsa.VerifyASN1(pub, digest, appendSignatureDER(der, r, s))
+}
+
+// ecdsaScratch is the memory of one ECDSA verification: the digest and the
+// signature's DER. The standard library keeps neither, but passing them to
+// it makes both escape, so they share one allocation.
+type ecdsaScratch struct {
+	digest [sha512.Size]byte
+	der    [maxSignatureDER]byte
 }
 
 // inOrder reports 0 < x < n, for x and n big-endian and of one length.

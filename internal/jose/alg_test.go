@@ -74,7 +74,7 @@ func TestVerifyECDSAAgreesWithBigIntPath(t *testing.T) {
 				}
 				digest := digestOf(a.hash, "payload", new([64]byte))
 				for i, sig := range ecdsaVariants(t, key, digest) {
-					got, want := a.verifyECDSA(&key.PublicKey, digest, sig), referenceECDSA(&key.PublicKey, digest, sig)
+					got, want := a.verifyECDSA(&key.PublicKey, digest, sig, nil), referenceECDSA(&key.PublicKey, digest, sig)
 					if got != want {
 						t.Fatalf("variant %d (%x): verifyECDSA %v, big.Int path %v", i, sig, got, want)
 					}
@@ -134,7 +134,7 @@ func FuzzVerifyECDSA(f *testing.F) {
 		f.Add(sig)
 	}
 	f.Fuzz(func(t *testing.T, sig []byte) {
-		if got, want := a.verifyECDSA(&key.PublicKey, digest, sig), referenceECDSA(&key.PublicKey, digest, sig); got != want {
+		if got, want := a.verifyECDSA(&key.PublicKey, digest, sig, nil), referenceECDSA(&key.PublicKey, digest, sig); got != want {
 			t.Fatalf("verifyECDSA %v, big.Int path %v for %x", got, want, sig)
 		}
 	})

@@ -189,6 +189,9 @@ func (p *jsonParser) value(depth int) (any, error) {
 		if err != nil || p.skipping > 0 {
 			return nil, err
 		}
+		if v, common := commonValues[str]; common {
+			return v, nil
+		}
 		return str, nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.number()
