@@ -23,6 +23,11 @@
 #   repeated        default cache, one token repeated (a cache hit)
 #   distinct        default cache, tokens that never repeat within the run
 #   distinct_nc     cache_size 0, every request a full verification
+#   haproxy         HAProxy's jwt_verify (OpenSSL) on the same key as PEM, one
+#                   thread pinned like Caddy, distinct tokens: an outside peer,
+#                   run for ES256 and RS256 when haproxy is installed
+#                   (apt-get install haproxy) unless PEER=none. It checks the
+#                   signature, alg, iss and exp, less than jwt_auth does.
 # The ceiling of the distinct modes is 1 / (1/baseline + the raw stdlib
 # signature check measured now by BenchmarkVerify/<alg>/stdlib).
 set -euo pipefail
@@ -36,12 +41,15 @@ DURATION=${DURATION%s}
 ROUNDS=${ROUNDS:-3}
 TOKENS=${TOKENS:-150000}
 RS256_TOKENS=${RS256_TOKENS:-20000}
+PEER=${PEER:-haproxy}
 
 command -v wrk >/dev/null || { echo "bench/run.sh needs wrk (apt-get install wrk)" >&2; exit 2; }
 work=$(mktemp -d)
 caddy_pid=""
+peer_pid=""
 cleanup() {
 	[ -n "$caddy_pid" ] && kill "$caddy_pid" 2>/dev/null && wait "$caddy_pid" 2>/dev/null
+	[ -n "$peer_pid" ] && kill "$peer_pid" 2>/dev/null && wait "$peer_pid" 2>/dev/null
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -112,6 +120,44 @@ CADDY
 
 stop_caddy() { kill "$caddy_pid"; wait "$caddy_pid" 2>/dev/null || true; caddy_pid=""; }
 
+# start_peer dir alg: HAProxy on 127.0.0.1:18084 when it is installed, PEER
+# is haproxy and its jwt_verify knows alg; returns 1 otherwise.
+start_peer() {
+	local dir=$1 alg=$2
+	[ "$PEER" = haproxy ] && command -v haproxy >/dev/null || return 1
+	case $alg in ES256 | RS256) ;; *) return 1 ;; esac
+	cat >"$dir/haproxy.cfg" <<HAPROXY
+global
+	nbthread 1
+defaults
+	mode http
+	timeout connect 1s
+	timeout client 10s
+	timeout server 10s
+frontend jwt
+	bind 127.0.0.1:18084
+	http-request set-var(txn.bearer) http_auth_bearer
+	http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('\$.alg')
+	http-request set-var(txn.now) date()
+	http-request deny deny_status 401 unless { var(txn.alg) -m str $alg }
+	http-request deny deny_status 401 unless { var(txn.bearer),jwt_verify(txn.alg,"$dir/pub.pem") -m int 1 }
+	http-request deny deny_status 401 unless { var(txn.bearer),jwt_payload_query('\$.iss') -m str "https://idp.example/" }
+	http-request deny deny_status 401 if { var(txn.bearer),jwt_payload_query('\$.exp','int'),sub(txn.now) -m int lt 0 }
+	http-request return status 200 content-type text/plain string "ok"
+HAPROXY
+	$server_cpu haproxy -f "$dir/haproxy.cfg" >"$dir/haproxy.log" 2>&1 &
+	peer_pid=$!
+	local token
+	token=$(head -1 "$dir/tokens.txt")
+	for _ in $(seq 50); do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" http://127.0.0.1:18084/)" = 200 ] && return 0
+		sleep 0.1
+	done
+	echo "haproxy did not accept the token:" >&2; cat "$dir/haproxy.log" >&2; exit 1
+}
+
+stop_peer() { [ -n "$peer_pid" ] && { kill "$peer_pid"; wait "$peer_pid" 2>/dev/null || true; }; peer_pid=""; }
+
 # report alg shape conns mode file base ceiling: one table row of medians.
 report() {
 	local file=$5 base=$6 ceiling=$7
@@ -140,14 +186,17 @@ for alg in $ALGS; do
 		"$work/gentokens" -alg "$alg" -shape "$shape" -n "$n" -out "$dir"
 		token=$(head -1 "$dir/tokens.txt")
 		start_caddy "$dir"
+		peer=false
+		start_peer "$dir" "$alg" && peer=true
 		next=1 # the first token of the file no distinct run has sent yet
 		per_run=$((n / (ROUNDS * $(wc -w <<<"$CONNS"))))
 		for conns in $CONNS; do
-			for m in base rep dis nc; do : >"$work/$m"; done
+			for m in base rep dis nc peer; do : >"$work/$m"; done
 			for _ in $(seq "$ROUNDS"); do # alternate contenders within each round
 				load "$conns" "$DURATION" http://127.0.0.1:18081/ "$work/base" -H "Authorization: Bearer $token"
 				load "$conns" "$DURATION" http://127.0.0.1:18082/ "$work/rep" -H "Authorization: Bearer $token"
 				load "$conns" "$DURATION" http://127.0.0.1:18083/ "$work/nc" -s bench/distinct.lua -- "$dir/tokens.txt"
+				$peer && load "$conns" "$DURATION" http://127.0.0.1:18084/ "$work/peer" -s bench/distinct.lua -- "$dir/tokens.txt"
 				# Never more requests than fresh tokens: the cache_size 0 rate just
 				# measured bounds this one, which does the same work and more.
 				nc_rps=$(tail -1 "$work/nc" | cut -d' ' -f1)
@@ -162,8 +211,10 @@ for alg in $ALGS; do
 			report "$alg" "$shape" "$conns" repeated "$work/rep" "$base" -
 			report "$alg" "$shape" "$conns" distinct "$work/dis" "$base" "$ceiling"
 			report "$alg" "$shape" "$conns" distinct_nc "$work/nc" "$base" "$ceiling"
+			$peer && report "$alg" "$shape" "$conns" haproxy "$work/peer" "$base" "$ceiling"
 		done
 		stop_caddy
+		stop_peer
 	done
 	echo "# $alg raw stdlib verify: $(awk -v r="$raw_ns" 'BEGIN {printf "%.1f", r/1000}') µs (median of 5); ceiling = 1/(1/baseline + raw)"
 done

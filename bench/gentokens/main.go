@@ -1,6 +1,7 @@
 // Command gentokens writes a key set and tokens for bench/run.sh: one
-// jwks.json and a file of distinct tokens, all signed by one fresh key of
-// the chosen algorithm. It is a benchmark tool, not part of the plugin.
+// jwks.json, the same public key as pub.pem (for HAProxy's jwt_verify) and
+// a file of distinct tokens, all signed by one fresh key of the chosen
+// algorithm. It is a benchmark tool, not part of the plugin.
 package main
 
 import (
@@ -12,8 +13,10 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"flag"
 	"fmt"
 	"math/big"
@@ -42,12 +45,19 @@ func main() {
 }
 
 func run(alg string, n int, shape, out string) error {
-	signer, jwk, err := newKey(alg)
+	signer, jwk, pub, err := newKey(alg)
 	if err != nil {
 		return err
 	}
 	jwks, _ := json.Marshal(map[string]any{"keys": []any{jwk}})
 	if err := os.WriteFile(filepath.Join(out, "jwks.json"), jwks, 0o644); err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, "pub.pem"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
 		return err
 	}
 	enc := base64.RawURLEncoding
@@ -114,23 +124,24 @@ func claimsOf(shape string, i int, now time.Time) map[string]any {
 	}
 }
 
-func newKey(alg string) (func(string) ([]byte, error), map[string]any, error) {
+// newKey makes a key of alg: its signer, its public JWK and its public key.
+func newKey(alg string) (func(string) ([]byte, error), map[string]any, crypto.PublicKey, error) {
 	b64 := base64.RawURLEncoding.EncodeToString
 	switch alg {
 	case "RS256":
 		k, err := rsa.GenerateKey(rand.Reader, 2048)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		jwk := map[string]any{"kty": "RSA", "kid": "bench", "alg": alg, "n": b64(k.N.Bytes()), "e": b64(big.NewInt(int64(k.E)).Bytes())}
 		return func(in string) ([]byte, error) {
 			d := sha256.Sum256([]byte(in))
 			return rsa.SignPKCS1v15(rand.Reader, k, crypto.SHA256, d[:])
-		}, jwk, nil
+		}, jwk, &k.PublicKey, nil
 	case "ES256":
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		pub, _ := k.PublicKey.ECDH()
 		raw := pub.Bytes() // 0x04 || X || Y
@@ -145,14 +156,14 @@ func newKey(alg string) (func(string) ([]byte, error), map[string]any, error) {
 			r.FillBytes(sig[:32])
 			s.FillBytes(sig[32:])
 			return sig, nil
-		}, jwk, nil
+		}, jwk, &k.PublicKey, nil
 	case "EdDSA":
 		pub, priv, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		jwk := map[string]any{"kty": "OKP", "crv": "Ed25519", "kid": "bench", "alg": alg, "x": b64(pub)}
-		return func(in string) ([]byte, error) { return ed25519.Sign(priv, []byte(in)), nil }, jwk, nil
+		return func(in string) ([]byte, error) { return ed25519.Sign(priv, []byte(in)), nil }, jwk, pub, nil
 	}
-	return nil, nil, fmt.Errorf("unsupported alg %q", alg)
+	return nil, nil, nil, fmt.Errorf("unsupported alg %q", alg)
 }
