@@ -5,7 +5,9 @@
 -- so bench/run.sh can flag the figure (a cycle lets a cache hit).
 local tokens = {}
 local i = 0
-local wrapped = 0
+-- A global, not a local: done() reads it through thread:get, which sees
+-- only a thread's globals.
+wrapped = 0
 
 function init(args)
 	local first = tonumber(args[2] or "1")

@@ -14,7 +14,7 @@
 #   CONNS     wrk connections, one run each       "16"
 #   DURATION  seconds per wrk run                 3
 #   ROUNDS    rounds per contender                3
-#   TOKENS    distinct tokens per alg and shape   150000 (RS256: RS256_TOKENS, 20000:
+#   TOKENS    distinct tokens per alg and shape   150000 (RS256: RS256_TOKENS, 60000:
 #             signing RS256 costs ~1 ms a token, so its distinct default-cache runs
 #             are shortened to the tokens they have, and say so)
 #
@@ -40,7 +40,7 @@ DURATION=${DURATION:-3}
 DURATION=${DURATION%s}
 ROUNDS=${ROUNDS:-3}
 TOKENS=${TOKENS:-150000}
-RS256_TOKENS=${RS256_TOKENS:-20000}
+RS256_TOKENS=${RS256_TOKENS:-60000}
 PEER=${PEER:-haproxy}
 
 command -v wrk >/dev/null || { echo "bench/run.sh needs wrk (apt-get install wrk)" >&2; exit 2; }
