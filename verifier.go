@@ -307,7 +307,7 @@ func (v *tokenVerifier) verifyDecoded(ctx context.Context, t *jose.JWS, p *prese
 	if err != nil {
 		return nil, err
 	}
-	if !jose.Verify(t.Alg, key.Public, t.SigningInput(), t.Signature()) {
+	if !key.Verify(t.Alg, t.SigningInput(), t.Signature()) {
 		return nil, tr.fail(stepSignature, reject(ReasonBadSignature, "%s signature does not verify with key %.64q", t.Alg, key.ID))
 	}
 	if tr != nil {

@@ -43,6 +43,18 @@ type Key struct {
 	// cache can tell that "the key that verified it" is still in the
 	// current set even after a re-fetch built new Key values.
 	fingerprint string
+	// prepared is Public with its per-key verification work done once
+	// (jose.Prepare); nil for a Key not made by this package.
+	prepared *jose.PreparedKey
+}
+
+// Verify checks sig over signingInput under alg with the key, as
+// jose.Verify does, using the work Prepare did once at import.
+func (k *Key) Verify(alg, signingInput string, sig []byte) bool {
+	if k.prepared == nil {
+		return jose.Verify(alg, k.Public, signingInput, sig)
+	}
+	return jose.VerifyPrepared(alg, k.prepared, signingInput, sig)
 }
 
 // Fingerprint returns a stable identifier of the key's kid and material:
@@ -260,7 +272,7 @@ func newKey(kid, alg string, public any, opts ImportOptions) (*Key, error) {
 		return nil, fmt.Errorf("unsupported key type %T", public)
 	}
 	sum := sha256.Sum256(append([]byte(kid+"\x00"), material...))
-	return &Key{ID: kid, Alg: alg, Public: public, fingerprint: hex.EncodeToString(sum[:])}, nil
+	return &Key{ID: kid, Alg: alg, Public: public, fingerprint: hex.EncodeToString(sum[:]), prepared: jose.Prepare(public)}, nil
 }
 
 // parsePEM reads every PUBLIC KEY and CERTIFICATE block with crypto/x509;
