@@ -155,16 +155,7 @@ func (a *authenticator) decide(r *http.Request) verdict {
 	if a.cfg.ReportOnly && v.rej != nil {
 		v = verdict{result: resultReportOnly, reported: v.rej, dpop: v.dpop}
 	}
-	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	switch {
-	case !ok:
-	case v.passes():
-		// A passing request gets the identity's provider, which answers the
-		// verdict without boxing it in a static value; a static one left by
-		// another jwt_auth on the route would shadow it, so it goes.
-		requestIdentity(r).verdict = v.text()
-		repl.Delete(verdictPlaceholder)
-	default:
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set(verdictPlaceholder, v.text())
 	}
 	return v

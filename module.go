@@ -236,7 +236,6 @@ const identityVar = "jwt_auth.identity"
 type identity struct {
 	res     *verifiedToken // the verified token; nil for the anonymous user
 	binding string         // {http.auth.binding}
-	verdict string         // {http.auth.jwt.verdict} of a passing request
 }
 
 // bindingPlaceholder is how the verified token was bound: bearer, dpop,
@@ -261,17 +260,14 @@ func requestIdentity(r *http.Request) *identity {
 // set makes the identity a verified token's.
 func (id *identity) set(res *verifiedToken) { id.res = res }
 
-// placeholder answers bindingPlaceholder, verdictPlaceholder and every key
-// under userPlaceholderPrefix: "id" is the user_claim (never a claim named
+// placeholder answers bindingPlaceholder and every key under
+// userPlaceholderPrefix: "id" is the user_claim (never a claim named
 // "id"), any other key the claim at that dotted path rendered by
 // renderClaim, and an absent claim "". The claims are decoded on the first
 // key other than "id" (verifiedToken.Claims).
 func (id *identity) placeholder(key string) (any, bool) {
-	switch key {
-	case bindingPlaceholder:
+	if key == bindingPlaceholder {
 		return id.binding, true
-	case verdictPlaceholder:
-		return id.verdict, true
 	}
 	path, ok := strings.CutPrefix(key, userPlaceholderPrefix)
 	if !ok {
