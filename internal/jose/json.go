@@ -24,13 +24,7 @@ const MaxDepth = 32
 // "two different parsers see two different tokens" attacks start; this
 // small parser is why token bytes never go to encoding/json.
 func ParseObject(data []byte) (map[string]any, error) {
-	p := newParser(data)
-	defer p.release()
-	v, err := p.document()
-	if err != nil {
-		return nil, err
-	}
-	return v.(map[string]any), nil
+	return parseObject(string(data), nil, false)
 }
 
 // ParseMembers parses data exactly as ParseObject does, every rule applying
@@ -39,9 +33,16 @@ func ParseObject(data []byte) (map[string]any, error) {
 // allocated for their values. A verifier that reads a handful of a token's
 // claims pays for those only.
 func ParseMembers(data []byte, want []string) (map[string]any, error) {
-	p := newParser(data)
+	return parseObject(string(data), want, true)
+}
+
+// parseObject is ParseObject (selective false) and ParseMembers of a
+// document held as a string: the token decoder's one copy of a token's
+// header and payload.
+func parseObject(text string, want []string, selective bool) (map[string]any, error) {
+	p := newParser(text)
 	defer p.release()
-	p.want, p.selective = want, true
+	p.want, p.selective = want, selective
 	v, err := p.document()
 	if err != nil {
 		return nil, err
@@ -54,7 +55,7 @@ func ParseMembers(data []byte, want []string) (map[string]any, error) {
 // member named member. found is false when there is no such member or its
 // value is not an array. The spans alias data.
 func ArrayMember(data []byte, member string) (elems []json.RawMessage, found bool, err error) {
-	p := newParser(data)
+	p := newParser(string(data))
 	defer p.release()
 	p.member = member
 	if _, err := p.document(); err != nil {
@@ -67,12 +68,11 @@ func ArrayMember(data []byte, member string) (elems []json.RawMessage, found boo
 }
 
 // jsonParser allocates little per document: every string and number it
-// returns is a substring of one copy of the input (text), and each object
+// returns is a substring of the document's one string (text), and each object
 // or array is allocated once at its final size, its members gathered first
 // on stacks shared by the whole document.
 type jsonParser struct {
-	data []byte
-	text string // data as a string, made once
+	text string // the document; every string and number returned is a substring
 	pos  int
 
 	members []member // the open objects' members, innermost last
@@ -115,9 +115,9 @@ type parseStacks struct {
 
 var stackPool = sync.Pool{New: func() any { return new(parseStacks) }}
 
-func newParser(data []byte) jsonParser {
+func newParser(text string) jsonParser {
 	st := stackPool.Get().(*parseStacks)
-	return jsonParser{data: data, text: string(data), members: st.members[:0], elems: st.elems[:0], stacks: st}
+	return jsonParser{text: text, members: st.members[:0], elems: st.elems[:0], stacks: st}
 }
 
 // release returns the stacks for the next document; the parser must not be
@@ -129,11 +129,11 @@ func (p *jsonParser) release() {
 
 // document parses the whole input as one object and nothing else.
 func (p *jsonParser) document() (any, error) {
-	if !utf8.Valid(p.data) {
+	if !utf8.ValidString(p.text) {
 		return nil, errors.New("not valid UTF-8")
 	}
 	p.skipSpace()
-	if p.pos >= len(p.data) || p.data[p.pos] != '{' {
+	if p.pos >= len(p.text) || p.text[p.pos] != '{' {
 		return nil, errors.New("not a JSON object")
 	}
 	v, err := p.value(0)
@@ -141,7 +141,7 @@ func (p *jsonParser) document() (any, error) {
 		return nil, err
 	}
 	p.skipSpace()
-	if p.pos != len(p.data) {
+	if p.pos != len(p.text) {
 		return nil, fmt.Errorf("data after JSON object at offset %d", p.pos)
 	}
 	return v, nil
@@ -152,8 +152,8 @@ func (p *jsonParser) errorf(format string, args ...any) error {
 }
 
 func (p *jsonParser) skipSpace() {
-	for p.pos < len(p.data) {
-		switch p.data[p.pos] {
+	for p.pos < len(p.text) {
+		switch p.text[p.pos] {
 		case ' ', '\t', '\n', '\r':
 			p.pos++
 		default:
@@ -165,10 +165,10 @@ func (p *jsonParser) skipSpace() {
 // peek returns the next byte after white space, or 0 at the end.
 func (p *jsonParser) peek() byte {
 	p.skipSpace()
-	if p.pos >= len(p.data) {
+	if p.pos >= len(p.text) {
 		return 0
 	}
-	return p.data[p.pos]
+	return p.text[p.pos]
 }
 
 func (p *jsonParser) value(depth int) (any, error) {
@@ -176,10 +176,10 @@ func (p *jsonParser) value(depth int) (any, error) {
 		return nil, p.errorf("nested deeper than %d", MaxDepth)
 	}
 	p.skipSpace()
-	if p.pos >= len(p.data) {
+	if p.pos >= len(p.text) {
 		return nil, p.errorf("unexpected end")
 	}
-	switch c := p.data[p.pos]; {
+	switch c := p.text[p.pos]; {
 	case c == '{':
 		return p.object(depth)
 	case c == '[':
@@ -200,7 +200,7 @@ func (p *jsonParser) value(depth int) (any, error) {
 			text string
 			val  any
 		}{{"true", true}, {"false", false}, {"null", nil}} {
-			if len(p.data)-p.pos >= len(lit.text) && string(p.data[p.pos:p.pos+len(lit.text)]) == lit.text {
+			if len(p.text)-p.pos >= len(lit.text) && p.text[p.pos:p.pos+len(lit.text)] == lit.text {
 				p.pos += len(lit.text)
 				return lit.val, nil
 			}
@@ -212,7 +212,7 @@ func (p *jsonParser) value(depth int) (any, error) {
 func (p *jsonParser) object(depth int) (any, error) {
 	p.pos++ // '{'
 	p.skipSpace()
-	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+	if p.pos < len(p.text) && p.text[p.pos] == '}' {
 		p.pos++
 		if p.skipping > 0 {
 			return nil, nil
@@ -226,7 +226,7 @@ func (p *jsonParser) object(depth int) (any, error) {
 	}()
 	for {
 		p.skipSpace()
-		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+		if p.pos >= len(p.text) || p.text[p.pos] != '"' {
 			return nil, p.errorf("expected member name")
 		}
 		at := p.pos
@@ -235,7 +235,7 @@ func (p *jsonParser) object(depth int) (any, error) {
 			return nil, err
 		}
 		p.skipSpace()
-		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+		if p.pos >= len(p.text) || p.text[p.pos] != ':' {
 			return nil, p.errorf("expected ':'")
 		}
 		p.pos++
@@ -257,10 +257,10 @@ func (p *jsonParser) object(depth int) (any, error) {
 		}
 		p.members = append(p.members, member{name: name, val: v, pos: at})
 		p.skipSpace()
-		if p.pos >= len(p.data) {
+		if p.pos >= len(p.text) {
 			return nil, p.errorf("unterminated object")
 		}
-		switch p.data[p.pos] {
+		switch p.text[p.pos] {
 		case ',':
 			p.pos++
 		case '}':
@@ -336,7 +336,7 @@ func (p *jsonParser) duplicate(m member) error {
 func (p *jsonParser) array(depth int, spans *[][2]int) (any, error) {
 	p.pos++ // '['
 	p.skipSpace()
-	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+	if p.pos < len(p.text) && p.text[p.pos] == ']' {
 		p.pos++
 		return []any{}, nil
 	}
@@ -359,10 +359,10 @@ func (p *jsonParser) array(depth int, spans *[][2]int) (any, error) {
 			p.elems = append(p.elems, v)
 		}
 		p.skipSpace()
-		if p.pos >= len(p.data) {
+		if p.pos >= len(p.text) {
 			return nil, p.errorf("unterminated array")
 		}
-		switch p.data[p.pos] {
+		switch p.text[p.pos] {
 		case ',':
 			p.pos++
 		case ']':
@@ -384,8 +384,8 @@ func (p *jsonParser) string() (string, error) {
 	start := p.pos
 	p.pos++ // opening quote
 	escaped := false
-	for p.pos < len(p.data) {
-		c := p.data[p.pos]
+	for p.pos < len(p.text) {
+		c := p.text[p.pos]
 		switch {
 		case c == '"':
 			p.pos++
@@ -393,7 +393,7 @@ func (p *jsonParser) string() (string, error) {
 				return p.text[start+1 : p.pos-1], nil
 			}
 			var s string
-			if err := json.Unmarshal(p.data[start:p.pos], &s); err != nil {
+			if err := json.Unmarshal([]byte(p.text[start:p.pos]), &s); err != nil {
 				return "", p.errorf("bad string escape")
 			}
 			return s, nil
@@ -412,24 +412,24 @@ func (p *jsonParser) string() (string, error) {
 // number scans an RFC 8259 number and keeps its text.
 func (p *jsonParser) number() (any, error) {
 	start := p.pos
-	if p.data[p.pos] == '-' {
+	if p.text[p.pos] == '-' {
 		p.pos++
 	}
 	switch {
-	case p.pos < len(p.data) && p.data[p.pos] == '0':
+	case p.pos < len(p.text) && p.text[p.pos] == '0':
 		p.pos++
 	case p.digits() == 0:
 		return nil, p.errorf("bad number")
 	}
-	if p.pos < len(p.data) && p.data[p.pos] == '.' {
+	if p.pos < len(p.text) && p.text[p.pos] == '.' {
 		p.pos++
 		if p.digits() == 0 {
 			return nil, p.errorf("bad number fraction")
 		}
 	}
-	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
+	if p.pos < len(p.text) && (p.text[p.pos] == 'e' || p.text[p.pos] == 'E') {
 		p.pos++
-		if p.pos < len(p.data) && (p.data[p.pos] == '+' || p.data[p.pos] == '-') {
+		if p.pos < len(p.text) && (p.text[p.pos] == '+' || p.text[p.pos] == '-') {
 			p.pos++
 		}
 		if p.digits() == 0 {
@@ -444,7 +444,7 @@ func (p *jsonParser) number() (any, error) {
 
 func (p *jsonParser) digits() int {
 	n := 0
-	for p.pos < len(p.data) && p.data[p.pos] >= '0' && p.data[p.pos] <= '9' {
+	for p.pos < len(p.text) && p.text[p.pos] >= '0' && p.text[p.pos] <= '9' {
 		p.pos++
 		n++
 	}

@@ -63,6 +63,7 @@ type JWS struct {
 	signingInput string // header.payload, exactly as received
 	signature    []byte
 	payload      []byte
+	payloadText  string // payload as a string, shared with the header's text
 }
 
 // SigningInput returns the JWS Signing Input (RFC 7515 §2): the first two
@@ -107,11 +108,7 @@ func decode(token string, want []string, selective bool) (*JWS, error) {
 		return nil, err
 	}
 	var claims map[string]any
-	if selective {
-		claims, err = ParseMembers(t.payload, want)
-	} else {
-		claims, err = ParseObject(t.payload)
-	}
+	claims, err = parseObject(t.payloadText, want, selective)
 	if err != nil {
 		return nil, malformed("claims: %v", err)
 	}
@@ -158,6 +155,7 @@ func decodeSegments(token string) (*JWS, *Error) {
 	// The three segments decode into one buffer: one allocation per token.
 	segs := [3]string{token[:first], token[first+1 : last], token[last+1:]}
 	buf := make([]byte, strictB64.DecodedLen(len(segs[0]))+strictB64.DecodedLen(len(segs[1]))+strictB64.DecodedLen(len(segs[2])))
+	buf0 := buf
 	var parts [3][]byte
 	for i, seg := range segs {
 		n, err := strictB64.Decode(buf, []byte(seg))
@@ -166,10 +164,13 @@ func decodeSegments(token string) (*JWS, *Error) {
 		}
 		parts[i], buf = buf[:n:n], buf[n:]
 	}
-	header := parts[0]
 	t.payload, t.signature = parts[1], parts[2]
+	// Header and payload lie side by side in buf: one string holds both, and
+	// every string the parser returns is a substring of it.
+	text := string(buf0[:len(parts[0])+len(parts[1])])
+	t.payloadText = text[len(parts[0]):]
 	var err error
-	if t.Header, err = ParseObject(header); err != nil {
+	if t.Header, err = parseObject(text[:len(parts[0])], nil, false); err != nil {
 		return nil, malformed("header: %v", err)
 	}
 	return t, nil
