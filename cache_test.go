@@ -2,11 +2,13 @@ package jwtauth
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -207,5 +209,25 @@ func TestCachedHitPublishesLikeAMiss(t *testing.T) {
 	}
 	if !reflect.DeepEqual(hit, miss) {
 		t.Fatalf("cached request published %v, uncached %v", hit, miss)
+	}
+}
+
+// TestCacheEvictsInTheInsertingRequest: a full cache evicts within put
+// itself (runInline), never in a goroutine that has to wait for a core.
+// On one P nothing else runs during the loop, so with otter's default
+// executor the cache would grow past its bound here.
+func TestCacheEvictsInTheInsertingRequest(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const size = 100
+	c, err := newTokenCache(size, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := &verifiedToken{Token: &jose.JWS{}, Expiry: time.Now().Add(time.Hour)}
+	for i := range 20 * size {
+		c.put(c.slot(fmt.Sprintf("token-%d", i)), res)
+		if n := c.entries.EstimatedSize(); n > size {
+			t.Fatalf("after %d inserts the cache holds %d entries, over its %d", i+1, n, size)
+		}
 	}
 }
