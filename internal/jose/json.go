@@ -27,18 +27,12 @@ func ParseObject(data []byte) (map[string]any, error) {
 	return parseObject(string(data), nil, false)
 }
 
-// ParseMembers parses data exactly as ParseObject does, every rule applying
-// to the whole document, but builds only the top-level members named in
-// want: the others are checked and left out of the map, and nothing is
-// allocated for their values. A verifier that reads a handful of a token's
-// claims pays for those only.
-func ParseMembers(data []byte, want []string) (map[string]any, error) {
-	return parseObject(string(data), want, true)
-}
-
-// parseObject is ParseObject (selective false) and ParseMembers of a
-// document held as a string: the token decoder's one copy of a token's
-// header and payload.
+// parseObject is ParseObject of a document held as a string (the token
+// decoder's one copy of a token's header and payload). With selective, it
+// builds only the top-level members named in want, every rule still
+// applying to the whole document: the others are checked and left out of
+// the map, and nothing is allocated for their values, so a verifier that
+// reads a handful of a token's claims pays for those only (DecodeSelected).
 func parseObject(text string, want []string, selective bool) (map[string]any, error) {
 	p := newParser(text)
 	defer p.release()
@@ -86,7 +80,7 @@ type jsonParser struct {
 	found  bool
 
 	// selective: only the top-level members named in want are built
-	// (ParseMembers). skipping counts the values being checked but not
+	// (DecodeSelected). skipping counts the values being checked but not
 	// built: inside one, strings, numbers, arrays and objects are scanned
 	// by the same code and return nil.
 	selective bool
@@ -94,7 +88,7 @@ type jsonParser struct {
 	skipping  int
 }
 
-// skipped stands for a top-level member ParseMembers checked but did not
+// skipped stands for a top-level member a selective parse checked but did not
 // build; nil cannot, being JSON null. A zero-size value: boxing it
 // allocates nothing.
 type skipped struct{}
