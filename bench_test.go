@@ -32,7 +32,7 @@ import (
 
 // benchSetup returns a verifier trusting key and a token it signed: the
 // small claim set of jwttest.Claims, or with idp an IdP-shaped access token
-// of about 1 KiB (idpClaims).
+// of about 1 KiB (jwttest.IdPClaims).
 func benchSetup(b *testing.B, key *jwttest.Key, idp bool) (*tokenVerifier, string) {
 	b.Helper()
 	v := benchVerifier(b, key)
@@ -61,31 +61,10 @@ func benchToken(b *testing.B, key *jwttest.Key, idp bool, i int) string {
 	claims := jwttest.Claims("https://idp.example/", "api", time.Hour)
 	claims["scope"] = "read:docs write:docs"
 	if idp {
-		claims = idpClaims(i, time.Now())
+		claims = jwttest.IdPClaims(i, time.Now(), time.Hour)
 	}
 	claims["jti"] = fmt.Sprintf("%08d-%s", i, claims["jti"])
 	return jwttest.Sign(b, key, nil, claims)
-}
-
-// idpClaims is an access token shaped like a Keycloak or Auth0 one: the
-// registered claims plus azp, sid, scope, roles, email and profile claims,
-// nested realm and resource roles; about 750 bytes of JSON. bench/gentokens
-// writes the same shape (-shape idp).
-func idpClaims(i int, now time.Time) map[string]any {
-	return map[string]any{
-		"exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "auth_time": now.Unix() - 60,
-		"jti": fmt.Sprintf("6f1c2a9e-%04x-4d1b-9c3e-58a7d0b1e2f4", i%0x10000),
-		"iss": "https://idp.example/", "aud": []string{"api", "account"},
-		"sub": fmt.Sprintf("f3b9c2d4-%04x-4a8e-b7d1-0c9e8f7a6b5d", i%0x10000),
-		"typ": "Bearer", "azp": "web-frontend", "sid": "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d", "acr": "1",
-		"allowed-origins": []string{"https://app.example.com"},
-		"realm_access":    map[string]any{"roles": []string{"offline_access", "uma_authorization", "default-roles-example", "editor"}},
-		"resource_access": map[string]any{"account": map[string]any{"roles": []string{"manage-account", "view-profile"}}},
-		"scope":           "openid profile email read:docs write:docs",
-		"email_verified":  true, "name": "Jane Q. Doe", "preferred_username": fmt.Sprintf("jane.doe%d", i),
-		"given_name": "Jane", "family_name": "Doe", "email": fmt.Sprintf("jane.doe%d@example.com", i),
-		"roles": []string{"editor", "viewer"},
-	}
 }
 
 func benchKeys(b *testing.B) map[string]*jwttest.Key {

@@ -26,6 +26,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
 )
 
 func main() {
@@ -98,9 +100,8 @@ func run(alg string, n int, shape, out string) error {
 	return w.Flush()
 }
 
-// claimsOf is the i-th token's claim set. idp is shaped like a Keycloak or
-// Auth0 access token (azp, sid, scope, roles, email, profile claims, nested
-// realm and resource roles), the same shape as the plugin's benchmarks use.
+// claimsOf is the i-th token's claim set. idp is jwttest.IdPClaims, the
+// shape the plugin's benchmarks use: a Keycloak- or Auth0-like access token.
 func claimsOf(shape string, i int, now time.Time) map[string]any {
 	if shape == "small" {
 		return map[string]any{
@@ -108,20 +109,7 @@ func claimsOf(shape string, i int, now time.Time) map[string]any {
 			"scope": "read:docs write:docs", "iat": now.Unix(), "exp": now.Add(2 * time.Hour).Unix(),
 		}
 	}
-	return map[string]any{
-		"exp": now.Add(2 * time.Hour).Unix(), "iat": now.Unix(), "auth_time": now.Unix() - 60,
-		"jti": fmt.Sprintf("6f1c2a9e-%08x-4d1b-9c3e-58a7d0b1e2f4", i),
-		"iss": "https://idp.example/", "aud": []string{"api", "account"},
-		"sub": fmt.Sprintf("f3b9c2d4-%08x-4a8e-b7d1-0c9e8f7a6b5d", i),
-		"typ": "Bearer", "azp": "web-frontend", "sid": "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d", "acr": "1",
-		"allowed-origins": []string{"https://app.example.com"},
-		"realm_access":    map[string]any{"roles": []string{"offline_access", "uma_authorization", "default-roles-example", "editor"}},
-		"resource_access": map[string]any{"account": map[string]any{"roles": []string{"manage-account", "view-profile"}}},
-		"scope":           "openid profile email read:docs write:docs",
-		"email_verified":  true, "name": "Jane Q. Doe", "preferred_username": fmt.Sprintf("jane.doe%d", i),
-		"given_name": "Jane", "family_name": "Doe", "email": fmt.Sprintf("jane.doe%d@example.com", i),
-		"roles": []string{"editor", "viewer"},
-	}
+	return jwttest.IdPClaims(i, now, 2*time.Hour)
 }
 
 // newKey makes a key of alg: its signer, its public JWK and its public key.

@@ -58,7 +58,7 @@ type JWS struct {
 	Typ    string         // header "typ", "" when absent
 	Header map[string]any // every header member
 	Claims map[string]any // the payload's members (Decode), or those named to DecodeSelected; numbers are json.Number
-	Issuer string         // the unverified "iss" claim, "" when absent (Decode only)
+	Issuer string         // the unverified "iss" claim, "" when absent (Decode, DecodeSelected)
 
 	signingInput string // header.payload, exactly as received
 	signature    []byte
@@ -107,8 +107,7 @@ func decode(token string, want []string, selective bool) (*JWS, error) {
 	if err != nil {
 		return nil, err
 	}
-	var claims map[string]any
-	claims, err = parseObject(t.payloadText, want, selective)
+	claims, err := parseObject(t.payloadText, want, selective)
 	if err != nil {
 		return nil, malformed("claims: %v", err)
 	}

@@ -7,9 +7,11 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Material is key material generated once per test binary: RSA key
@@ -105,4 +107,26 @@ func MustJSON(t testing.TB, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// IdPClaims is the i-th of a series of distinct access tokens shaped like
+// a Keycloak or Auth0 one, valid for ttl from now: the registered claims
+// plus azp, sid, scope, roles, email and profile claims, nested realm and
+// resource roles; about 750 bytes of JSON. The benchmarks and
+// bench/gentokens (-shape idp) both sign it.
+func IdPClaims(i int, now time.Time, ttl time.Duration) map[string]any {
+	return map[string]any{
+		"exp": now.Add(ttl).Unix(), "iat": now.Unix(), "auth_time": now.Unix() - 60,
+		"jti": fmt.Sprintf("6f1c2a9e-%08x-4d1b-9c3e-58a7d0b1e2f4", i),
+		"iss": "https://idp.example/", "aud": []string{"api", "account"},
+		"sub": fmt.Sprintf("f3b9c2d4-%08x-4a8e-b7d1-0c9e8f7a6b5d", i),
+		"typ": "Bearer", "azp": "web-frontend", "sid": "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d", "acr": "1",
+		"allowed-origins": []string{"https://app.example.com"},
+		"realm_access":    map[string]any{"roles": []string{"offline_access", "uma_authorization", "default-roles-example", "editor"}},
+		"resource_access": map[string]any{"account": map[string]any{"roles": []string{"manage-account", "view-profile"}}},
+		"scope":           "openid profile email read:docs write:docs",
+		"email_verified":  true, "name": "Jane Q. Doe", "preferred_username": fmt.Sprintf("jane.doe%d", i),
+		"given_name": "Jane", "family_name": "Doe", "email": fmt.Sprintf("jane.doe%d@example.com", i),
+		"roles": []string{"editor", "viewer"},
+	}
 }
