@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
 )
 
 // TestWycheproofFullVerifier runs the Project Wycheproof JOSE vectors
@@ -73,20 +75,8 @@ func TestWycheproofFullVerifier(t *testing.T) {
 	}
 }
 
-// wycheproofDir finds the vectors as internal/keyimport does: $WYCHEPROOF_DIR,
-// else internal/keyimport/testdata/wycheproof, where they are committed. Missing
-// vectors fail the test: a skip would hide the whole suite.
+// wycheproofDir is where the vectors are committed, beside the key import's
+// own Wycheproof suite (or $WYCHEPROOF_DIR).
 func wycheproofDir(t *testing.T) string {
-	t.Helper()
-	candidates := []string{os.Getenv("WYCHEPROOF_DIR"), filepath.Join("internal", "keyimport", "testdata", "wycheproof")}
-	for _, dir := range candidates {
-		if dir == "" {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(dir, "json_web_signature_test.json")); err == nil {
-			return dir
-		}
-	}
-	t.Fatalf("Wycheproof JOSE vectors not found in %q; set WYCHEPROOF_DIR", candidates)
-	return ""
+	return jwttest.WycheproofDir(t, filepath.Join("internal", "keyimport", "testdata", "wycheproof"))
 }

@@ -8,6 +8,8 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -129,4 +131,23 @@ func IdPClaims(i int, now time.Time, ttl time.Duration) map[string]any {
 		"given_name": "Jane", "family_name": "Doe", "email": fmt.Sprintf("jane.doe%d@example.com", i),
 		"roles": []string{"editor", "viewer"},
 	}
+}
+
+// WycheproofDir returns where Project Wycheproof's JOSE vectors are:
+// $WYCHEPROOF_DIR if set and holding them, else committed (a path relative
+// to the calling test's package). Missing vectors fail the test: a skip
+// would hide a whole suite.
+func WycheproofDir(t testing.TB, committed string) string {
+	t.Helper()
+	candidates := []string{os.Getenv("WYCHEPROOF_DIR"), committed}
+	for _, dir := range candidates {
+		if dir == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, "json_web_signature_test.json")); err == nil {
+			return dir
+		}
+	}
+	t.Fatalf("Wycheproof JOSE vectors not found in %q; set WYCHEPROOF_DIR", candidates)
+	return ""
 }

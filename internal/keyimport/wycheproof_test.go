@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jose"
+	"github.com/jwtauth-caddy/caddy-jwt-auth/internal/jwttest"
 )
 
 // Project Wycheproof JOSE vectors (Apache License 2.0; see
@@ -86,22 +88,10 @@ type wpTest struct {
 	Flags   []string `json:"flags"`
 }
 
-// wycheproofDir finds the vectors: $WYCHEPROOF_DIR, else testdata/wycheproof,
-// where they are committed (see its README.md). Missing vectors fail the
-// test: a skip would hide the whole suite.
+// wycheproofDir is testdata/wycheproof, where the vectors are committed (see
+// its README.md), or $WYCHEPROOF_DIR.
 func wycheproofDir(t *testing.T) string {
-	t.Helper()
-	candidates := []string{os.Getenv("WYCHEPROOF_DIR"), filepath.Join("testdata", "wycheproof")}
-	for _, dir := range candidates {
-		if dir == "" {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(dir, "json_web_signature_test.json")); err == nil {
-			return dir
-		}
-	}
-	t.Fatalf("Wycheproof JOSE vectors not found in %q; set WYCHEPROOF_DIR", candidates)
-	return ""
+	return jwttest.WycheproofDir(t, filepath.Join("testdata", "wycheproof"))
 }
 
 func loadWycheproof(t *testing.T, name string) *wpFile {
