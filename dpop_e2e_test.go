@@ -317,7 +317,7 @@ func TestDPoPE2EReplayAndCacheHit(t *testing.T) {
 
 func TestDPoPE2EReplayMemoryFull(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
-	global := strings.Replace(globalOptions, "\tgrace_period 1ns\n", "\tgrace_period 1ns\n\tlog {\n\t\toutput file "+logFile+"\n\t\tlevel WARN\n\t}\n", 1)
+	global := globalOptionsLogging(logFile, "WARN")
 	e := startDPoPE2E(t, global, "\t\t\tdpop_replay_size 1")
 	tok := e.token(t, e.client.jkt)
 	e.wantPass(t, dpopRequest{path: "/api/resource", headers: dpopHeaders(tok, dpopProof(t, e.client, dpopURL, tok, nil, nil))}, "dpop")

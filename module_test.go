@@ -32,6 +32,13 @@ const globalOptions = `{
 }
 `
 
+// globalOptionsLogging is globalOptions with Caddy's own log written to
+// path, as JSON at level.
+func globalOptionsLogging(path, level string) string {
+	return strings.Replace(globalOptions, "\tgrace_period 1ns\n",
+		fmt.Sprintf("\tgrace_period 1ns\n\tlog {\n\t\toutput file %s\n\t\tformat json\n\t\tlevel %s\n\t}\n", path, level), 1)
+}
+
 // startCaddy loads a Caddyfile whose site block is http://localhost:9080.
 func startCaddy(t *testing.T, siteBody string) *caddytest.Tester {
 	t.Helper()

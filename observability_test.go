@@ -312,23 +312,11 @@ func TestEndToEndRejectionLogLine(t *testing.T) {
 	f := newFixture(t)
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
 	tc := caddytest.NewTester(t)
-	tc.InitServer(fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	skip_install_trust
-	grace_period 1ns
-	log {
-		output file %s
-		format json
-		level DEBUG
-	}
-}
-%s {
+	tc.InitServer(globalOptionsLogging(logFile, "DEBUG")+fmt.Sprintf(`%s {
 	%s
 	respond "ok"
 }
-`, logFile, siteURL, f.block("")), "caddyfile")
+`, siteURL, f.block("")), "caddyfile")
 	f.ready(t, tc)
 	other := jwttest.NewEC(t, "ES256", "key-1")
 	forged := jwttest.Sign(t, other, nil, f.claims(func(map[string]any) {}))

@@ -72,8 +72,7 @@ func TestReadmeShowsRolloutRecipe(t *testing.T) {
 // DEBUG, to logPath.
 func startWithDebugLog(t *testing.T, logPath, recipe string, up *echoUpstream, subst ...string) *caddytest.Tester {
 	t.Helper()
-	global := strings.Replace(globalOptions, "\tgrace_period 1ns\n",
-		fmt.Sprintf("\tgrace_period 1ns\n\tlog {\n\t\toutput file %s\n\t\tformat json\n\t\tlevel DEBUG\n\t}\n", logPath), 1)
+	global := globalOptionsLogging(logPath, "DEBUG")
 	cfg := siteURL + strings.TrimPrefix(recipe, recipeSite)
 	subst = append(subst, recipeUpstream, up.addr())
 	tc := caddytest.NewTester(t)

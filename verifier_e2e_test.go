@@ -44,21 +44,9 @@ func startVerifierE2E(t *testing.T) *verifierE2E {
 	}`, matcher, e.f.issuer, e.f.jwks.JWKSURL(), extra, e.up.srv.Listener.Addr())
 	}
 	e.tc = caddytest.NewTester(t)
-	e.tc.InitServer(fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	skip_install_trust
-	grace_period 1ns
-	log {
-		output file %s
-		format json
-		level DEBUG
-	}
+	e.tc.InitServer(globalOptionsLogging(e.logFile, "DEBUG")+fmt.Sprintf(`%s {%s%s
 }
-%s {%s%s
-}
-`, e.logFile, siteURL, route("/aud/*", "\t\t\taudience api")+route("/strict/*", "\t\t\tleeway 0"), route("", "")), "caddyfile")
+`, siteURL, route("/aud/*", "\t\t\taudience api")+route("/strict/*", "\t\t\tleeway 0"), route("", "")), "caddyfile")
 	if t.Failed() {
 		t.FailNow()
 	}
