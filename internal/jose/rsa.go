@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/rsa"
+	"crypto/sha512"
 
 	"filippo.io/bigmod"
 )
@@ -52,7 +53,7 @@ func VerifyPrepared(alg string, key *PreparedKey, signingInput string, sig []byt
 	if key.rsa == nil || a == nil || a.family != familyRSA || a.pss {
 		return Verify(alg, key.Public, signingInput, sig)
 	}
-	return key.rsa.verifyPKCS1v15(a.hash, digestOf(a.hash, signingInput, new([64]byte)), sig)
+	return key.rsa.verifyPKCS1v15(a.hash, digestOf(a.hash, signingInput, new([sha512.Size]byte)), sig)
 }
 
 // digestInfoPrefixes are the DER DigestInfo headers of RFC 8017 §9.2 note 1
