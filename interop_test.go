@@ -38,13 +38,21 @@ func startOIDCProvider(t *testing.T, env ...string) *oidcProvider {
 // token gets a client-credentials access token.
 func (p *oidcProvider) token(t *testing.T) string {
 	t.Helper()
-	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"api:read"}}
+	return p.clientCredentials(t, "caddy-interop", "interop-secret-0123456789abcdef",
+		url.Values{"scope": {"api:read"}})
+}
+
+// clientCredentials runs the client-credentials grant for the client with
+// the extra form values and returns the access token.
+func (p *oidcProvider) clientCredentials(t *testing.T, clientID, secret string, form url.Values) string {
+	t.Helper()
+	form.Set("grant_type", "client_credentials")
 	req, err := http.NewRequest(http.MethodPost, p.issuer+"/token", strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("caddy-interop", "interop-secret-0123456789abcdef")
+	req.SetBasicAuth(clientID, secret)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

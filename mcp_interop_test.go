@@ -94,29 +94,11 @@ func runMCPClient(t *testing.T, url, issuer, scope string) mcpClientResult {
 // (RFC 8707), with scope when not empty.
 func (p *oidcProvider) tokenFor(t *testing.T, resource, scope string) string {
 	t.Helper()
-	form := url.Values{"grant_type": {"client_credentials"}, "resource": {resource}}
+	form := url.Values{"resource": {resource}}
 	if scope != "" {
 		form.Set("scope", scope)
 	}
-	req, err := http.NewRequest(http.MethodPost, p.issuer+"/token", strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(mcpClientID, mcpClientSecret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var out struct {
-		AccessToken string `json:"access_token"`
-	}
-	if resp.StatusCode != 200 || json.Unmarshal(body, &out) != nil || out.AccessToken == "" {
-		t.Fatalf("token endpoint: %d %s", resp.StatusCode, body)
-	}
-	return out.AccessToken
+	return p.clientCredentials(t, mcpClientID, mcpClientSecret, form)
 }
 
 // mcpPost sends an MCP initialize request to /mcp with the token, as an
